@@ -1,0 +1,475 @@
+/**
+ * tcp_echo.ts against real sockets: the sequential echo server of sheet 000
+ * §1.2, started exactly as its task in deno.json runs it.
+ */
+
+import assert from "node:assert/strict";
+import {
+  awkwardBytes,
+  closeQuietly,
+  connect,
+  copyAlone,
+  echoRoundTrip,
+  eventually,
+  firstDifference,
+  headerRunLine,
+  IPV4,
+  patternBytes,
+  readExactly,
+  readToEnd,
+  resetAfterEcho,
+  rssBytes,
+  runScript,
+  sameBytes,
+  startServer,
+  stillPending,
+  taskFlags,
+  testBothFamilies,
+  utf8,
+  writeAll,
+} from "./helpers.ts";
+import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
+
+const SCRIPT = "tcp_echo.ts";
+
+/** The first line of stderr, ignoring Deno's own RUST_BACKTRACE noise. */
+function firstLine(text: string): string {
+  return text.split("\n")[0];
+}
+
+function assertNoStackTrace(stderr: string): void {
+  assert.doesNotMatch(stderr, /^\s+at /m, `stack trace in:\n${stderr}`);
+  assert.doesNotMatch(stderr, /Uncaught|Stack backtrace/, stderr);
+}
+
+// ---------------------------------------------------------------------------
+// Command line
+
+Deno.test("--help prints the usage on stdout and exits 0", async () => {
+  await using child = runScript(SCRIPT, ["--help"]);
+  const done = await child.finished();
+  assert.equal(done.code, 0);
+  assert.match(done.stdout, /^Usage: deno run -N tcp_echo\.ts \[options\]/);
+  assert.match(done.stdout, /--port N/);
+  assert.equal(done.stderr, "");
+});
+
+for (
+  const [args, line] of [
+    [["--nope"], "tcp_echo: Unknown option '--nope'"],
+    [
+      ["extra"],
+      "tcp_echo: Unexpected argument 'extra'. This command does not take positional arguments",
+    ],
+    [["--port"], "tcp_echo: Option '--port <value>' argument missing"],
+    [["--port", "-5"], "tcp_echo: Option '--port' argument is ambiguous."],
+    [
+      ["--port", "70000"],
+      'tcp_echo: Invalid port "70000": expected a number from 0 to 65535',
+    ],
+    [
+      ["--port", "12ab"],
+      'tcp_echo: Invalid port "12ab": expected a number from 0 to 65535',
+    ],
+    [
+      ["--port=-1"],
+      'tcp_echo: Invalid port "-1": expected a number from 0 to 65535',
+    ],
+  ] as const
+) {
+  Deno.test(`${args.join(" ")} is a usage error: one line, usage, exit 2`, async () => {
+    await using child = runScript(SCRIPT, [...args]);
+    const done = await child.finished();
+    assert.equal(done.code, 2);
+    assert.equal(firstLine(done.stderr), line);
+    assert.match(done.stderr, /^Usage: deno run -N tcp_echo\.ts/m);
+    assert.equal(done.stdout, "");
+    assertNoStackTrace(done.stderr);
+  });
+}
+
+Deno.test("a port in use is one line saying what to do, exit 1", async () => {
+  using taken = Deno.listen({ hostname: "::", port: 0 });
+  const port = taken.addr.port;
+  await using child = runScript(SCRIPT, ["--port", String(port)]);
+  const done = await child.finished();
+  assert.equal(done.code, 1);
+  assert.equal(
+    firstLine(done.stderr),
+    `tcp_echo: Cannot listen on [::]:${port}: address already in use; stop the other server (see: ss -tlnp) or choose another --port`,
+  );
+  assertNoStackTrace(done.stderr);
+});
+
+Deno.test("without network permission: one line with the command, exit 1", async () => {
+  await using child = runScript(SCRIPT, ["--port", "0"], { flags: [] });
+  const done = await child.finished();
+  assert.equal(done.code, 1);
+  assert.equal(
+    firstLine(done.stderr),
+    "tcp_echo: Network permission missing: run it as: deno run -N tcp_echo.ts",
+  );
+  assertNoStackTrace(done.stderr);
+});
+
+Deno.test("the header's run line is the task's, and a lone copy runs with it", async () => {
+  const runLine = headerRunLine(SCRIPT);
+  assert.deepEqual(runLine, ["deno", "run", ...taskFlags(SCRIPT), SCRIPT]);
+  const dir = await copyAlone(SCRIPT);
+  try {
+    await using server = await startServer(SCRIPT, [], {
+      cwd: dir,
+      flags: runLine.slice(2, -1),
+    });
+    const conn = await connect(IPV4, server.port);
+    try {
+      const payload = utf8("copied and run alone\n");
+      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
+    } finally {
+      conn.close();
+    }
+    assert.equal((await server.stop()).code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Listening and logging
+
+Deno.test("ready line gives the real port; IPv4 and IPv6 on that one port", async () => {
+  await using server = await startServer(SCRIPT);
+  assert.match(
+    server.readyLine,
+    /^tcp_echo: listening on \[::\]:\d+ \(IPv4 and IPv6\)$/,
+  );
+  assert.notEqual(server.port, 0);
+  assert.equal(server.port, Number(server.readyLine.match(/:(\d+) /)![1]));
+  for (const hostname of ["127.0.0.1", "::1"]) {
+    const conn = await Deno.connect({ hostname, port: server.port });
+    try {
+      const payload = utf8(`hello over ${hostname}`);
+      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
+    } finally {
+      conn.close();
+    }
+    // Sequential: wait for this client to be gone before the next.
+    await server.stdout.waitFor(/ left after \d+ bytes echoed$/, undefined, 0);
+  }
+});
+
+testBothFamilies(
+  "one line per client arriving and leaving, with its real address",
+  async (family) => {
+    await using server = await startServer(SCRIPT);
+    const conn = await connect(family, server.port);
+    const local = conn.localAddr.port;
+    const shown = family.name === "IPv4"
+      ? `127.0.0.1:${local}`
+      : `[::1]:${local}`;
+    const payload = utf8("12345");
+    assert.deepEqual(await echoRoundTrip(conn, payload), payload);
+    conn.close();
+    await server.stdout.waitFor(
+      new RegExp(`^tcp_echo: ${escape(shown)} left after 5 bytes echoed$`),
+    );
+    assert.ok(server.stdout.lines.includes(`tcp_echo: ${shown} connected`));
+    assert.doesNotMatch(server.stdout.text, /::ffff:/);
+    const done = await server.stop();
+    assert.equal(done.code, 0);
+    assert.match(
+      done.stdout,
+      /^tcp_echo: stopped by SIGINT: 1 clients, 5 bytes echoed$/m,
+    );
+  },
+);
+
+Deno.test("--quiet leaves only the ready line and the summary", async () => {
+  await using server = await startServer(SCRIPT, ["--quiet"]);
+  const conn = await connect(IPV4, server.port);
+  assert.deepEqual(await echoRoundTrip(conn, utf8("x")), utf8("x"));
+  conn.close();
+  const done = await server.stop("SIGTERM");
+  assert.equal(done.code, 0);
+  const lines = done.stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 2, done.stdout);
+  assert.match(
+    lines[1],
+    /^tcp_echo: stopped by SIGTERM: \d clients, \d bytes echoed$/,
+  );
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+// ---------------------------------------------------------------------------
+// Echo
+
+testBothFamilies(
+  "echoes any bytes exactly: all 256 values, invalid UTF-8, NUL",
+  async (family) => {
+    await using server = await startServer(SCRIPT);
+    const conn = await connect(family, server.port);
+    try {
+      const payload = awkwardBytes();
+      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
+    } finally {
+      conn.close();
+    }
+  },
+);
+
+testBothFamilies("echoes an 8 MiB payload byte for byte", async (family) => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(family, server.port);
+  try {
+    const payload = patternBytes(8 * 1024 * 1024, 7);
+    const echo = await echoRoundTrip(conn, payload);
+    assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
+  } finally {
+    conn.close();
+  }
+});
+
+testBothFamilies(
+  "half-close: everything sent is echoed, then the server closes",
+  async (family) => {
+    await using server = await startServer(SCRIPT);
+    const conn = await connect(family, server.port);
+    try {
+      const payload = patternBytes(300_000, 3);
+      await writeAll(conn, payload);
+      await conn.closeWrite(); // we are done sending, still reading
+      const echo = await readToEnd(conn);
+      assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
+    } finally {
+      conn.close();
+    }
+  },
+);
+
+Deno.test(
+  "TCP_NODELAY is set on the accepted connection (read from the kernel)",
+  {
+    ignore: sockoptProbeMissing() !== "",
+  },
+  async () => {
+    await using server = await startServer(SCRIPT);
+    const conn = await connect(IPV4, server.port);
+    try {
+      assert.deepEqual(await echoRoundTrip(conn, utf8("n")), utf8("n"));
+      // One client connected: the server holds exactly one connected socket.
+      assert.deepEqual(nodelayOfConnections(server.pid), [1]);
+    } finally {
+      conn.close();
+    }
+  },
+);
+if (sockoptProbeMissing()) {
+  Deno.test({
+    name: `TCP_NODELAY probe (ignored: ${sockoptProbeMissing()})`,
+    ignore: true,
+    fn() {},
+  });
+}
+
+// ---------------------------------------------------------------------------
+// One client at a time
+
+testBothFamilies(
+  "second client waits until the first leaves, then is served",
+  async (family) => {
+    await using server = await startServer(SCRIPT);
+    const first = await connect(family, server.port);
+    const second = await connect(family, server.port); // completes in the backlog
+    try {
+      assert.deepEqual(
+        await echoRoundTrip(first, utf8("first")),
+        utf8("first"),
+      );
+      await writeAll(second, utf8("second"));
+      const secondEcho = readExactly(second, 6);
+      assert.ok(
+        await stillPending(secondEcho, 500),
+        "the second client got its echo while the first was still connected",
+      );
+      first.close();
+      assert.deepEqual(await secondEcho, utf8("second"));
+      const lines = server.stdout.lines;
+      const firstLeft = lines.findIndex((l) =>
+        l.includes(`:${first.localAddr.port} left`)
+      );
+      const secondCame = lines.findIndex((l) =>
+        l.includes(`:${second.localAddr.port} connected`)
+      );
+      assert.ok(firstLeft >= 0 && firstLeft < secondCame, lines.join("\n"));
+    } finally {
+      closeQuietly(first);
+      second.close();
+    }
+  },
+);
+
+// ---------------------------------------------------------------------------
+// Clients that misbehave
+
+testBothFamilies(
+  "a client reset is logged and the next client is served",
+  async (family) => {
+    await using server = await startServer(SCRIPT);
+    await resetAfterEcho(family, server.port, utf8("abc"));
+    await server.stdout.waitFor(/ reset the connection after 3 bytes echoed$/);
+    const next = await connect(family, server.port);
+    try {
+      assert.deepEqual(await echoRoundTrip(next, utf8("next")), utf8("next"));
+    } finally {
+      next.close();
+    }
+    assert.equal(server.stderr.text, "");
+  },
+);
+
+testBothFamilies(
+  "a client that resets while waiting in the backlog does not stop the accept loop",
+  async (family) => {
+    await using server = await startServer(SCRIPT);
+    const first = await connect(family, server.port);
+    assert.deepEqual(await echoRoundTrip(first, utf8("1")), utf8("1"));
+    // While the first is served, a second client connects and resets.
+    await resetAfterEcho(family, server.port, null);
+    const third = await connect(family, server.port);
+    try {
+      await writeAll(third, utf8("third"));
+      first.close(); // now the server accepts: the reset one, then the third
+      assert.deepEqual(await readExactly(third, 5), utf8("third"));
+    } finally {
+      closeQuietly(first);
+      third.close();
+    }
+    assert.doesNotMatch(server.stderr.text, /cannot accept/);
+  },
+);
+
+Deno.test("a client that sends but never reads cannot grow the server's memory", async () => {
+  await using server = await startServer(SCRIPT, ["--quiet"]);
+  const before = rssBytes(server.pid);
+  const greedy = await connect(IPV4, server.port);
+  const chunk = patternBytes(1024 * 1024);
+  const limit = 256; // MiB we are ready to send if the server keeps taking
+  let sent = 0;
+  let pending: Promise<void> | null = null;
+  try {
+    while (sent < limit) {
+      pending = writeAll(greedy, chunk);
+      if (await stillPending(pending, 1000)) break; // the server stopped reading
+      await pending;
+      pending = null;
+      sent++;
+    }
+    const grown = rssBytes(server.pid) - before;
+    assert.ok(sent < limit, `the server accepted all ${limit} MiB unread`);
+    assert.ok(
+      grown < 32 * 1024 * 1024,
+      `server RSS grew by ${grown >> 20} MiB after ${sent} MiB unread`,
+    );
+  } finally {
+    greedy.close();
+    await pending?.catch(() => {}); // the blocked write fails once closed
+  }
+  const next = await connect(IPV4, server.port);
+  try {
+    assert.deepEqual(await echoRoundTrip(next, utf8("ok")), utf8("ok"));
+  } finally {
+    next.close();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Out of file descriptors
+
+const prlimitMissing = await new Deno.Command("prlimit", {
+  args: ["--version"],
+})
+  .output().then((o) => o.success ? "" : "prlimit fails", () => "no prlimit");
+
+Deno.test({
+  name: prlimitMissing
+    ? `out of file descriptors: backs off, then recovers (ignored: ${prlimitMissing})`
+    : "out of file descriptors: backs off, then recovers",
+  ignore: prlimitMissing !== "" || Deno.build.os !== "linux",
+  async fn() {
+    await using server = await startServer(SCRIPT);
+    // Lower the server's soft limit to the lowest free descriptor number:
+    // the next accept() has no descriptor to give and fails with EMFILE.
+    const open = [...Deno.readDirSync(`/proc/${server.pid}/fd`)]
+      .map((e) => Number(e.name));
+    let lowestFree = 0;
+    while (open.includes(lowestFree)) lowestFree++;
+    await setSoftFileLimit(server.pid, lowestFree);
+    const conn = await connect(IPV4, server.port); // queued by the kernel
+    try {
+      await writeAll(conn, utf8("patience"));
+      await server.stderr.waitFor(
+        /^tcp_echo: cannot accept clients: Too many open files.*; retrying$/,
+      );
+      assert.equal(server.stderr.lines.length, 1, "one line, not a flood");
+      await setSoftFileLimit(server.pid, 1024);
+      assert.deepEqual(await readExactly(conn, 8), utf8("patience"));
+      await server.stderr.waitFor(/^tcp_echo: accepting clients again$/);
+    } finally {
+      conn.close();
+    }
+    assert.equal((await server.stop()).code, 0);
+  },
+});
+
+async function setSoftFileLimit(pid: number, limit: number): Promise<void> {
+  const out = await new Deno.Command("prlimit", {
+    args: ["--pid", String(pid), `--nofile=${limit}:`],
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.test(`${signal} closes the client, prints the summary, exits 0`, async () => {
+    await using server = await startServer(SCRIPT);
+    const conn = await connect(IPV4, server.port);
+    try {
+      assert.deepEqual(await echoRoundTrip(conn, utf8("bye")), utf8("bye"));
+      const done = await server.stop(signal);
+      assert.equal(done.code, 0);
+      assert.match(
+        done.stdout,
+        new RegExp(
+          `^tcp_echo: stopped by ${signal}: 1 clients, 3 bytes echoed$`,
+          "m",
+        ),
+      );
+      assert.deepEqual(await readToEnd(conn), new Uint8Array(0));
+    } finally {
+      conn.close();
+    }
+  });
+}
+
+Deno.test("SIGINT while clients wait in the backlog still exits 0 at once", async () => {
+  await using server = await startServer(SCRIPT);
+  const conns = await Promise.all(
+    [1, 2, 3].map(() => connect(IPV4, server.port)),
+  );
+  try {
+    await eventually(
+      () => server.stdout.lines.some((l) => l.endsWith(" connected")),
+      "the first client to be accepted",
+    );
+    const done = await server.stop("SIGINT");
+    assert.equal(done.code, 0);
+    assert.equal(done.stderr, "");
+  } finally {
+    for (const conn of conns) conn.close();
+  }
+});
