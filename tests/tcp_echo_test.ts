@@ -8,119 +8,30 @@ import {
   awkwardBytes,
   closeQuietly,
   connect,
-  copyAlone,
   echoRoundTrip,
   eventually,
   firstDifference,
-  headerRunLine,
   IPV4,
   patternBytes,
   readExactly,
   readToEnd,
   resetAfterEcho,
   rssBytes,
-  runScript,
   sameBytes,
   startServer,
   stillPending,
-  taskFlags,
   testBothFamilies,
   utf8,
   writeAll,
 } from "./helpers.ts";
+import { testServerCommandLine } from "./server_cli.ts";
 import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
 
 const SCRIPT = "tcp_echo.ts";
 
-/** The first line of stderr, ignoring Deno's own RUST_BACKTRACE noise. */
-function firstLine(text: string): string {
-  return text.split("\n")[0];
-}
-
-function assertNoStackTrace(stderr: string): void {
-  assert.doesNotMatch(stderr, /^\s+at /m, `stack trace in:\n${stderr}`);
-  assert.doesNotMatch(stderr, /Uncaught|Stack backtrace/, stderr);
-}
-
-// ---------------------------------------------------------------------------
-// Command line
-
-Deno.test("--help prints the usage on stdout and exits 0", async () => {
-  await using child = runScript(SCRIPT, ["--help"]);
-  const done = await child.finished();
-  assert.equal(done.code, 0);
-  assert.match(done.stdout, /^Usage: deno run -N tcp_echo\.ts \[options\]/);
-  assert.match(done.stdout, /--port N/);
-  assert.equal(done.stderr, "");
-});
-
-for (
-  const [args, line] of [
-    [["--nope"], "tcp_echo: Unknown option '--nope'"],
-    [
-      ["extra"],
-      "tcp_echo: Unexpected argument 'extra'. This command does not take positional arguments",
-    ],
-    [["--port"], "tcp_echo: Option '--port <value>' argument missing"],
-    [["--port", "-5"], "tcp_echo: Option '--port' argument is ambiguous."],
-    [
-      ["--port", "70000"],
-      'tcp_echo: Invalid port "70000": expected a number from 0 to 65535',
-    ],
-    [
-      ["--port", "12ab"],
-      'tcp_echo: Invalid port "12ab": expected a number from 0 to 65535',
-    ],
-    [
-      ["--port=-1"],
-      'tcp_echo: Invalid port "-1": expected a number from 0 to 65535',
-    ],
-  ] as const
-) {
-  Deno.test(`${args.join(" ")} is a usage error: one line, usage, exit 2`, async () => {
-    await using child = runScript(SCRIPT, [...args]);
-    const done = await child.finished();
-    assert.equal(done.code, 2);
-    assert.equal(firstLine(done.stderr), line);
-    assert.match(done.stderr, /^Usage: deno run -N tcp_echo\.ts/m);
-    assert.equal(done.stdout, "");
-    assertNoStackTrace(done.stderr);
-  });
-}
-
-Deno.test("a port in use is one line saying what to do, exit 1", async () => {
-  using taken = Deno.listen({ hostname: "::", port: 0 });
-  const port = taken.addr.port;
-  await using child = runScript(SCRIPT, ["--port", String(port)]);
-  const done = await child.finished();
-  assert.equal(done.code, 1);
-  assert.equal(
-    firstLine(done.stderr),
-    `tcp_echo: Cannot listen on [::]:${port}: address already in use; stop the other server (see: ss -tlnp) or choose another --port`,
-  );
-  assertNoStackTrace(done.stderr);
-});
-
-Deno.test("without network permission: one line with the command, exit 1", async () => {
-  await using child = runScript(SCRIPT, ["--port", "0"], { flags: [] });
-  const done = await child.finished();
-  assert.equal(done.code, 1);
-  assert.equal(
-    firstLine(done.stderr),
-    "tcp_echo: Network permission missing: run it as: deno run -N tcp_echo.ts",
-  );
-  assertNoStackTrace(done.stderr);
-});
-
-Deno.test("the header's run line is the task's, and a lone copy runs with it", async () => {
-  const runLine = headerRunLine(SCRIPT);
-  assert.deepEqual(runLine, ["deno", "run", ...taskFlags(SCRIPT), SCRIPT]);
-  const dir = await copyAlone(SCRIPT);
-  try {
-    await using server = await startServer(SCRIPT, [], {
-      cwd: dir,
-      flags: runLine.slice(2, -1),
-    });
+testServerCommandLine({
+  script: SCRIPT,
+  async probe(server) {
     const conn = await connect(IPV4, server.port);
     try {
       const payload = utf8("copied and run alone\n");
@@ -128,10 +39,7 @@ Deno.test("the header's run line is the task's, and a lone copy runs with it", a
     } finally {
       conn.close();
     }
-    assert.equal((await server.stop()).code, 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  },
 });
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,129 @@
+/**
+ * The command-line behaviour every server shares (SPEC "Common behaviour"),
+ * as one set of tests each server's test file registers for itself:
+ * --help, usage errors (exit 2), port in use and missing permission (exit 1,
+ * one line, no stack trace), and the copy-and-run check.
+ */
+
+import assert from "node:assert/strict";
+import {
+  copyAlone,
+  headerRunLine,
+  runScript,
+  type Server,
+  startServer,
+  taskFlags,
+} from "./helpers.ts";
+
+export interface ServerCli {
+  /** Root script, e.g. "tcp_echo.ts". */
+  script: string;
+  /** "tcp" (default) or "udp": what a port in use is made of. */
+  transport?: "tcp" | "udp";
+  /** A short exchange proving a server works (used on the lone copy). */
+  probe: (server: Server) => Promise<void>;
+}
+
+/** The first line of stderr; Deno's own RUST_BACKTRACE block never comes
+ * first. */
+export function firstLine(text: string): string {
+  return text.split("\n")[0];
+}
+
+export function assertNoStackTrace(stderr: string): void {
+  assert.doesNotMatch(stderr, /^\s+at /m, `stack trace in:\n${stderr}`);
+  assert.doesNotMatch(stderr, /Uncaught|Stack backtrace/, stderr);
+}
+
+const INVALID_PORT = "expected a number from 0 to 65535";
+
+export function testServerCommandLine(cli: ServerCli): void {
+  const { script } = cli;
+  const name = script.replace(/\.ts$/, "");
+  const runLine = `deno run ${taskFlags(script).join(" ")} ${script}`;
+  const usageStart = new RegExp(
+    `^Usage: ${runLine.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\[options\\]`,
+    "m",
+  );
+
+  Deno.test(`${name}: --help prints the usage on stdout and exits 0`, async () => {
+    await using child = runScript(script, ["--help"]);
+    const done = await child.finished();
+    assert.equal(done.code, 0);
+    assert.match(done.stdout, usageStart);
+    assert.match(done.stdout, /--port N/);
+    assert.equal(done.stderr, "");
+  });
+
+  const usageErrors: [string[], string][] = [
+    [["--nope"], "Unknown option '--nope'"],
+    [
+      ["extra"],
+      "Unexpected argument 'extra'. This command does not take positional arguments",
+    ],
+    [["--port"], "Option '--port <value>' argument missing"],
+    [["--port", "-5"], "Option '--port' argument is ambiguous."],
+    [["--port", "70000"], `Invalid port "70000": ${INVALID_PORT}`],
+    [["--port", "12ab"], `Invalid port "12ab": ${INVALID_PORT}`],
+    [["--port=-1"], `Invalid port "-1": ${INVALID_PORT}`],
+  ];
+  for (const [args, line] of usageErrors) {
+    Deno.test(`${name}: ${args.join(" ")} is a usage error: one line, usage, exit 2`, async () => {
+      await using child = runScript(script, args);
+      const done = await child.finished();
+      assert.equal(done.code, 2);
+      assert.equal(firstLine(done.stderr), `${name}: ${line}`);
+      assert.match(done.stderr, usageStart);
+      assert.equal(done.stdout, "");
+      assertNoStackTrace(done.stderr);
+    });
+  }
+
+  Deno.test(`${name}: a port in use is one line saying what to do, exit 1`, async () => {
+    const taken = cli.transport === "udp"
+      ? Deno.listenDatagram({ hostname: "::", port: 0, transport: "udp" })
+      : Deno.listen({ hostname: "::", port: 0 });
+    try {
+      const port = (taken.addr as Deno.NetAddr).port;
+      await using child = runScript(script, ["--port", String(port)]);
+      const done = await child.finished();
+      assert.equal(done.code, 1);
+      const ss = cli.transport === "udp" ? "ss -ulnp" : "ss -tlnp";
+      assert.equal(
+        firstLine(done.stderr),
+        `${name}: Cannot listen on [::]:${port}: address already in use; stop the other server (see: ${ss}) or choose another --port`,
+      );
+      assertNoStackTrace(done.stderr);
+    } finally {
+      taken.close();
+    }
+  });
+
+  Deno.test(`${name}: without network permission: one line with the command, exit 1`, async () => {
+    const flags = taskFlags(script).filter((f) => f !== "-N");
+    await using child = runScript(script, ["--port", "0"], { flags });
+    const done = await child.finished();
+    assert.equal(done.code, 1);
+    assert.equal(
+      firstLine(done.stderr),
+      `${name}: Network permission missing: run it as: ${runLine}`,
+    );
+    assertNoStackTrace(done.stderr);
+  });
+
+  Deno.test(`${name}: the header's run line is the task's, and a lone copy runs with it`, async () => {
+    const header = headerRunLine(script);
+    assert.equal(header.join(" "), runLine);
+    const dir = await copyAlone(script);
+    try {
+      await using server = await startServer(script, [], {
+        cwd: dir,
+        flags: header.slice(2, -1),
+      });
+      await cli.probe(server);
+      assert.equal((await server.stop()).code, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
