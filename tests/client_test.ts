@@ -1,0 +1,703 @@
+/**
+ * client.ts against real servers: the line client of sheet 000 §1.3 and
+ * sheet 001, started exactly as its task in deno.json runs it, with stdin
+ * piped from the test (and once under a pseudo-terminal).
+ *
+ * Servers: the real tcp_echo.ts (and ok_server.ts when it is there), and
+ * small servers written here when a test needs a server to misbehave on
+ * cue: a reply in two pieces, a reply with no newline, a lost datagram.
+ * UDP runs against the real udp_echo.ts, and against an in-test UDP socket
+ * that loses datagrams on purpose.
+ */
+
+import assert from "node:assert/strict";
+import { fileURLToPath as fromFileUrl } from "node:url";
+import {
+  closeQuietly,
+  concat,
+  copyAlone,
+  type Family,
+  headerRunLine,
+  IPV4,
+  ROOT,
+  ROOT_DIR,
+  sameBytes,
+  startServer,
+  stillPending,
+  taskFlags,
+  testBothFamilies,
+  text,
+  utf8,
+  within,
+  writeAll,
+} from "./helpers.ts";
+import { assertNoStackTrace, firstLine } from "./server_cli.ts";
+
+const SCRIPT = "client.ts";
+const RUN_LINE = `deno run ${taskFlags(SCRIPT).join(" ")} ${SCRIPT}`;
+const USAGE_START = `Usage: ${RUN_LINE} [options]`;
+
+// ---------------------------------------------------------------------------
+// Command line
+
+Deno.test("client: --help prints the usage on stdout and exits 0", async () => {
+  const done = await runClient(["--help"]);
+  assert.equal(done.code, 0);
+  assert.ok(text(done.stdout).startsWith(USAGE_START), text(done.stdout));
+  assert.match(text(done.stdout), /--udp/);
+  assert.equal(done.stderr, "");
+});
+
+const INVALID_PORT = "expected a number from 0 to 65535";
+const usageErrors: [string[], string][] = [
+  [["--nope"], "Unknown option '--nope'"],
+  [
+    ["extra"],
+    "Unexpected argument 'extra'. This command does not take positional arguments",
+  ],
+  [["--port"], "Option '--port <value>' argument missing"],
+  [["--port", "70000"], `Invalid port "70000": ${INVALID_PORT}`],
+  [["--port", "12ab"], `Invalid port "12ab": ${INVALID_PORT}`],
+];
+for (const [args, line] of usageErrors) {
+  Deno.test(`client: ${args.join(" ")} is a usage error: one line, usage, exit 2`, async () => {
+    const done = await runClient(args);
+    assert.equal(done.code, 2);
+    assert.equal(firstLine(done.stderr), `client: ${line}`);
+    assert.ok(done.stderr.includes(`\n${USAGE_START}\n`), done.stderr);
+    assert.equal(done.stdout.length, 0);
+    assertNoStackTrace(done.stderr);
+  });
+}
+
+Deno.test("client: the header's run line is the task's, and a lone copy runs with it", async () => {
+  const header = headerRunLine(SCRIPT);
+  assert.equal(header.join(" "), RUN_LINE);
+  await using server = await startServer("tcp_echo.ts");
+  const dir = await copyAlone(SCRIPT);
+  try {
+    await using client = new ClientProcess(Deno.execPath(), [
+      ...header.slice(1),
+      "--port",
+      String(server.port),
+    ], dir);
+    const writer = client.process.stdin.getWriter();
+    await writer.write(utf8("alone\n"));
+    await writer.close();
+    const done = await client.finished();
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(text(done.stdout), "alone\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("client: without network permission: one line with the command, exit 1", async () => {
+  const flags = taskFlags(SCRIPT).filter((f) => f !== "-N");
+  for (const args of [[], ["--udp"]]) {
+    const done = await runClient(args, "hello\n", flags);
+    assert.equal(done.code, 1);
+    assert.equal(
+      done.stderr,
+      `client: Network permission missing: run it as: ${RUN_LINE}\n`,
+    );
+  }
+});
+
+Deno.test("client: no server listening: one line saying so, exit 1", async () => {
+  const port = await freeTcpPort();
+  const done = await runClient(["--port", String(port)], "hello\n");
+  assert.equal(done.code, 1);
+  assert.equal(
+    done.stderr,
+    `client: Cannot connect to localhost:${port}: connection refused; is the server running?\n`,
+  );
+  assert.equal(done.stdout.length, 0);
+});
+
+// ---------------------------------------------------------------------------
+// Against tcp_echo.ts, stdin piped
+
+testBothFamilies(
+  "piped lines are echoed; \\r\\n is a line end; replies alone on stdout",
+  async (family) => {
+    await using server = await startServer("tcp_echo.ts");
+    const done = await runClient(
+      ["--host", family.host, "--port", String(server.port)],
+      "hello\nhé à l'œil\r\nlast line without newline",
+    );
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(
+      text(done.stdout),
+      "hello\nhé à l'œil\nlast line without newline\n",
+    );
+    // No prompt when stdin is a pipe, and our own lines on stderr only.
+    assert.equal(
+      done.stderr,
+      `client: connected to ${shown(family, server.port)}\n` +
+        "client: stopped: end of input\n",
+    );
+  },
+);
+
+Deno.test("stop rule: an empty line ends the session and is not sent", async () => {
+  await using server = await startServer("tcp_echo.ts");
+  const done = await runClient(
+    ["--port", String(server.port)],
+    "one\n\ntwo\n",
+  );
+  assert.equal(done.code, 0);
+  assert.equal(text(done.stdout), "one\n");
+  assert.match(done.stderr, /\nclient: stopped: empty line\n$/);
+  // "one\n" only: neither the empty line nor "two" reached the server.
+  await server.stdout.waitFor(/ left after 4 bytes echoed$/);
+});
+
+Deno.test("stop rule: an empty line ending in \\r\\n is empty too", async () => {
+  await using server = await startServer("tcp_echo.ts");
+  const done = await runClient(
+    ["--port", String(server.port)],
+    "one\r\n\r\ntwo\r\n",
+  );
+  assert.equal(done.code, 0);
+  assert.equal(text(done.stdout), "one\n");
+  assert.match(done.stderr, /\nclient: stopped: empty line\n$/);
+});
+
+Deno.test("stop rule: after printing the reply to fin (sheet 001)", async () => {
+  await using server = await startServer("tcp_echo.ts");
+  const done = await runClient(
+    ["--port", String(server.port)],
+    "one\nfin\nnever sent\n",
+  );
+  assert.equal(done.code, 0);
+  assert.equal(text(done.stdout), "one\nfin\n");
+  assert.match(done.stderr, /\nclient: stopped: reply to fin\n$/);
+  await server.stdout.waitFor(/ left after 8 bytes echoed$/);
+});
+
+Deno.test("stop rule: end of input, even right away, exits 0", async () => {
+  await using server = await startServer("tcp_echo.ts");
+  const done = await runClient(["--port", String(server.port)], "");
+  assert.equal(done.code, 0);
+  assert.equal(done.stdout.length, 0);
+  assert.match(done.stderr, /\nclient: stopped: end of input\n$/);
+});
+
+Deno.test("a line that is not UTF-8 is sent and its echo printed byte for byte", async () => {
+  await using server = await startServer("tcp_echo.ts");
+  // Every byte value except the line ends, plus invalid UTF-8 sequences.
+  const awkward = concat([
+    Uint8Array.from({ length: 256 }, (_, i) => i).filter((b) =>
+      b !== 0x0a && b !== 0x0d
+    ),
+    Uint8Array.of(0xff, 0xfe, 0xc3, 0x28, 0xe2, 0x82, 0, 0x80),
+  ]);
+  const input = concat([awkward, utf8("\n"), awkward, utf8("\n")]);
+  const done = await runClient(["--port", String(server.port)], input);
+  assert.equal(done.code, 0, done.stderr);
+  assert.ok(sameBytes(done.stdout, input));
+  assertNoStackTrace(done.stderr);
+});
+
+testBothFamilies("a 1 MiB line comes back whole", async (family) => {
+  await using server = await startServer("tcp_echo.ts");
+  const line = letters(1024 * 1024);
+  const input = concat([line, utf8("\nafter\n")]);
+  const done = await runClient(
+    ["--host", family.host, "--port", String(server.port)],
+    input,
+  );
+  assert.equal(done.code, 0, done.stderr);
+  assert.equal(done.stdout.length, input.length);
+  assert.ok(sameBytes(done.stdout, input));
+});
+
+Deno.test("the server killed mid-session: one line, exit 1, no hang", async () => {
+  await using server = await startServer("tcp_echo.ts");
+  await using client = spawnClient(["--port", String(server.port)]);
+  const writer = client.process.stdin.getWriter();
+  try {
+    await writer.write(utf8("one\n"));
+    await client.waitForStdout("one\n");
+    server.kill("SIGKILL");
+    await server.finished();
+    // Another line: the client may already be gone, which is fine.
+    await writer.write(utf8("two\n")).catch(() => {});
+    const done = await client.finished();
+    assert.equal(done.code, 1);
+    assert.equal(text(done.stdout), "one\n");
+    const lines = done.stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 2, done.stderr);
+    assert.match(lines[0], /^client: connected to 127\.0\.0\.1:\d+$/);
+    assert.match(
+      lines[1],
+      /^client: the server (closed|reset) the connection$/,
+    );
+  } finally {
+    await writer.close().catch(() => {});
+  }
+});
+
+Deno.test("the server closing while the user is still typing: noticed at once", async () => {
+  // The client waits for stdin (kept open, nothing typed); the server
+  // leaves; the client must not wait for the next line to find out.
+  await using fake = fakeTcpServer(async (conn) => {
+    await readLine(conn);
+    await writeAll(conn, utf8("bye\n"));
+  });
+  await using client = spawnClient(["--port", String(fake.port)]);
+  const writer = client.process.stdin.getWriter();
+  try {
+    await writer.write(utf8("hello\n"));
+    const done = await client.finished();
+    assert.equal(done.code, 1);
+    assert.equal(text(done.stdout), "bye\n");
+    assert.match(done.stderr, /\nclient: the server closed the connection\n$/);
+  } finally {
+    await writer.close().catch(() => {});
+  }
+});
+
+// ---------------------------------------------------------------------------
+// What "the whole reply" means
+
+Deno.test("a reply split across TCP segments is printed whole before the next line", async () => {
+  const order: string[] = [];
+  await using fake = fakeTcpServer(async (conn) => {
+    order.push(text(await readLine(conn)));
+    await writeAll(conn, utf8("hel"));
+    // The client has half a reply: it must not send its next line yet.
+    const next = readLine(conn);
+    assert.ok(await stillPending(next, 300), "next line sent too early");
+    await writeAll(conn, utf8("lo\n"));
+    order.push(text(await next));
+    await writeAll(conn, utf8("world\n"));
+    order.push(text(await readLine(conn)));
+  });
+  const done = await runClient(
+    ["--port", String(fake.port)],
+    "hello\nworld\n",
+  );
+  await fake.handled;
+  assert.equal(done.code, 0, done.stderr);
+  assert.equal(text(done.stdout), "hello\nworld\n");
+  assert.deepEqual(order, ["hello", "world", ""]); // "": the client closed
+});
+
+Deno.test('replies without a newline (the sheet\'s b"OK") end after a silence', async () => {
+  await using fake = fakeTcpServer(async (conn) => {
+    for (;;) {
+      const line = await readLine(conn);
+      if (line.length === 0) return;
+      await writeAll(conn, utf8("OK"));
+    }
+  });
+  const done = await runClient(["--port", String(fake.port)], "a\nfin\n");
+  await fake.handled;
+  assert.equal(done.code, 0, done.stderr);
+  assert.equal(text(done.stdout), "OKOK");
+  assert.match(done.stderr, /\nclient: stopped: reply to fin\n$/);
+});
+
+Deno.test({
+  name: "against ok_server.ts: OK to each line, stops after fin",
+  ignore: !exists("ok_server.ts"),
+  async fn() {
+    await using server = await startServer("ok_server.ts");
+    const done = await runClient(
+      ["--port", String(server.port)],
+      "bonjour\nhé\nfin\nnever sent\n",
+    );
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(text(done.stdout), "OK\nOK\nOK\n");
+    assert.match(done.stderr, /\nclient: stopped: reply to fin\n$/);
+  },
+});
+
+// ---------------------------------------------------------------------------
+// A person at a terminal
+
+const scriptCommand = findScriptCommand();
+
+Deno.test({
+  name: scriptCommand
+    ? "on a terminal: the > prompt, the typed line and its echo"
+    : "on a terminal (ignored: no `script` command; Debian: util-linux)",
+  ignore: !scriptCommand,
+  async fn() {
+    await using server = await startServer("tcp_echo.ts");
+    const path = fromFileUrl(new URL(SCRIPT, ROOT));
+    const command = [
+      Deno.execPath(),
+      "run",
+      ...taskFlags(SCRIPT),
+      path,
+      "--port",
+      String(server.port),
+    ].join(" ");
+    // `script` runs the command on a new pseudo-terminal and copies our
+    // pipe to it as if typed; -e: its exit code is the command's.
+    await using terminal = new ClientProcess(
+      scriptCommand!,
+      ["-qfec", command, "/dev/null"],
+    );
+    const writer = terminal.process.stdin.getWriter();
+    try {
+      await terminal.waitForStdout(" quits)\r\n> ");
+      await writer.write(utf8("hello\n"));
+      // The terminal echoes what was typed, then the server's echo, then
+      // the next prompt.
+      await terminal.waitForStdout("> hello\r\nhello\r\n> ");
+      await writer.write(utf8("\n"));
+      const done = await terminal.finished();
+      assert.equal(done.code, 0, text(done.stdout));
+      const screen = text(done.stdout);
+      assert.match(
+        screen,
+        /^client: connected to 127\.0\.0\.1:\d+ \(an empty line or Ctrl-D quits\)\r\n> hello\r\nhello\r\n> \r\nclient: stopped: empty line\r\n$/,
+      );
+    } finally {
+      await writer.close().catch(() => {});
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------
+// UDP
+
+testBothFamilies(
+  "--udp against udp_echo.ts: one datagram per line, each reply printed",
+  async (family) => {
+    await using server = await startServer("udp_echo.ts");
+    const done = await runClient(
+      ["--udp", "--host", family.host, "--port", String(server.port)],
+      "hello\nhé\r\nfin\nnever sent\n",
+    );
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(text(done.stdout), "hello\nhé\nfin\n");
+    assert.equal(
+      done.stderr,
+      `client: sending to ${shown(family, server.port)} over UDP\n` +
+        "client: stopped: reply to fin\n",
+    );
+    assert.match(
+      (await server.stop()).stdout,
+      /stopped by SIGINT: 3 datagrams, 14 bytes echoed/,
+    );
+  },
+);
+
+Deno.test("--udp: a lost datagram is sent again, and the user told", async () => {
+  await using echo = fakeUdpEcho(IPV4, { drop: 1 });
+  const done = await runClient(
+    ["--udp", "--host", IPV4.host, "--port", String(echo.port)],
+    "lost once\n",
+  );
+  assert.equal(done.code, 0, done.stderr);
+  assert.equal(text(done.stdout), "lost once\n");
+  assert.match(
+    done.stderr,
+    /\nclient: no reply within 1000 ms; sending again \(try 2 of 3\)\n/,
+  );
+  assert.deepEqual(echo.received, ["lost once\n", "lost once\n"]);
+});
+
+Deno.test("--udp: no reply at all: says so after the last try, exit 1", async () => {
+  await using silent = fakeUdpEcho(IPV4, { drop: Infinity });
+  const done = await runClient(
+    ["--udp", "--host", IPV4.host, "--port", String(silent.port)],
+    "anyone?\nnever sent\n",
+  );
+  assert.equal(done.code, 1);
+  assert.equal(done.stdout.length, 0);
+  const lines = done.stderr.trimEnd().split("\n");
+  assert.equal(
+    lines.at(-1),
+    `client: no reply from 127.0.0.1:${silent.port} after 3 tries; is the UDP server running?`,
+  );
+  assert.equal(silent.received.length, 3);
+});
+
+testBothFamilies(
+  "--udp: the largest line that fits one datagram goes whole; one byte more is refused",
+  async (family) => {
+    const max = family.name === "IPv4" ? 65507 : 65527;
+    await using server = await startServer("udp_echo.ts");
+    const fits = letters(max - 1); // + its newline: exactly one full datagram
+    const input = concat([fits, utf8("\n"), letters(max), utf8("\nafter\n")]);
+    const done = await runClient(
+      ["--udp", "--host", family.host, "--port", String(server.port)],
+      input,
+    );
+    assert.equal(done.code, 1, done.stderr);
+    assert.ok(sameBytes(done.stdout, concat([fits, utf8("\nafter\n")])));
+    assert.match(
+      done.stderr,
+      new RegExp(
+        `\nclient: line of ${
+          max + 1
+        } bytes \\(newline included\\) not sent: one UDP datagram carries at most ${max} bytes\n`,
+      ),
+    );
+    // Two datagrams reached the server: the full one and "after\n".
+    assert.match(
+      (await server.stop()).stdout,
+      new RegExp(`stopped by SIGINT: 2 datagrams, ${max + 6} bytes echoed`),
+    );
+  },
+);
+
+Deno.test("--udp without --unstable-net: one line with the command, exit 1", async () => {
+  // --no-config: without this project's deno.json, which turns it on.
+  const done = await runClient(
+    ["--udp"],
+    "hello\n",
+    ["--no-config", ...taskFlags(SCRIPT)],
+  );
+  assert.equal(done.code, 1);
+  assert.equal(
+    done.stderr,
+    "client: --udp needs the --unstable-net flag: run it as: deno run -N --unstable-net client.ts --udp\n",
+  );
+});
+
+// ---------------------------------------------------------------------------
+// Running the client
+//
+// candidates for helpers.ts: ClientProcess (raw stdout bytes, stdin kept
+// open and written as the test goes, bounded waits), freeTcpPort,
+// findScriptCommand, exists, and below fakeTcpServer, readLine, fakeUdpEcho.
+
+interface Done {
+  code: number;
+  /** Raw bytes: the client promises them unchanged. */
+  stdout: Uint8Array;
+  stderr: string;
+}
+
+/** A child process whose stdout is kept as raw bytes, and whose stdin the
+ * test writes to as it goes. */
+class ClientProcess implements AsyncDisposable {
+  readonly process: Deno.ChildProcess;
+  #stdout: Uint8Array[] = [];
+  #stderr: Uint8Array[] = [];
+  #wakers = new Set<() => void>();
+  #reading: Promise<void>;
+
+  constructor(command: string, args: string[], cwd = ROOT_DIR) {
+    this.process = new Deno.Command(command, {
+      args,
+      cwd,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", TERM: "dumb" },
+    }).spawn();
+    this.#reading = Promise.all([
+      this.#collect(this.process.stdout, this.#stdout),
+      this.#collect(this.process.stderr, this.#stderr),
+    ]).then(() => {});
+  }
+
+  async #collect(stream: ReadableStream<Uint8Array>, into: Uint8Array[]) {
+    for await (const chunk of stream) {
+      into.push(chunk);
+      for (const wake of [...this.#wakers]) wake();
+    }
+  }
+
+  get stdout(): Uint8Array {
+    return concat(this.#stdout);
+  }
+
+  /** Waits until stdout contains `expected` (bounded). */
+  async waitForStdout(expected: string): Promise<void> {
+    let wake = () => {};
+    await within(
+      new Promise<void>((resolve) => {
+        wake = () => {
+          if (text(this.stdout).includes(expected)) resolve();
+        };
+        this.#wakers.add(wake);
+        wake();
+      }),
+      `stdout to contain ${JSON.stringify(expected)}; so far: ${
+        JSON.stringify(text(this.stdout))
+      }`,
+    ).finally(() => this.#wakers.delete(wake));
+  }
+
+  /** Waits for the exit (bounded: a hang is a failure, not a stuck test). */
+  async finished(): Promise<Done> {
+    const status = await within(this.process.status, "the client to exit");
+    await within(this.#reading, "the client's output to end");
+    return {
+      code: status.code,
+      stdout: this.stdout,
+      stderr: text(concat(this.#stderr)),
+    };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.process.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await this.process.stdin.close().catch(() => {});
+    await this.process.status;
+    await this.#reading;
+  }
+}
+
+function spawnClient(
+  args: string[],
+  flags = taskFlags(SCRIPT),
+): ClientProcess {
+  const path = fromFileUrl(new URL(SCRIPT, ROOT));
+  return new ClientProcess(Deno.execPath(), ["run", ...flags, path, ...args]);
+}
+
+/** Runs the client with `input` piped to its stdin, then closed. */
+async function runClient(
+  args: string[],
+  input: string | Uint8Array = "",
+  flags?: string[],
+): Promise<Done> {
+  await using client = spawnClient(args, flags);
+  const writer = client.process.stdin.getWriter();
+  const feeding = (async () => {
+    try {
+      await writer.write(typeof input === "string" ? utf8(input) : input);
+      await writer.close();
+    } catch {
+      // The client stopped reading (an empty line, an error): fine.
+    }
+  })();
+  const done = await client.finished();
+  await feeding;
+  return done;
+}
+
+/** The address as the client shows it. */
+function shown(family: Family, port: number): string {
+  return family.name === "IPv4" ? `127.0.0.1:${port}` : `[::1]:${port}`;
+}
+
+/** `length` bytes of lowercase letters: a long line with no line end. */
+function letters(length: number): Uint8Array {
+  return Uint8Array.from({ length }, (_, i) => 97 + (i * 7 + (i >> 10)) % 26);
+}
+
+function exists(script: string): boolean {
+  try {
+    return Deno.statSync(new URL(script, ROOT)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+function findScriptCommand(): string | null {
+  if (Deno.build.os !== "linux") return null; // util-linux's options
+  for (const path of ["/usr/bin/script", "/bin/script"]) {
+    try {
+      if (Deno.statSync(path).isFile) return path;
+    } catch {
+      // Not here.
+    }
+  }
+  return null;
+}
+
+/** A TCP port with nothing listening on it (just released). */
+function freeTcpPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+// ---------------------------------------------------------------------------
+// Servers that misbehave on cue
+
+interface FakeServer extends AsyncDisposable {
+  port: number;
+  /** Settles when the one client has been handled (rejects on a failed
+   * assertion inside the handler). */
+  handled: Promise<void>;
+}
+
+/** Accepts one client on 127.0.0.1 and runs `handle` on it, then closes. */
+function fakeTcpServer(
+  handle: (conn: Deno.TcpConn) => Promise<void>,
+): FakeServer {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const handled = (async () => {
+    const conn = await listener.accept();
+    try {
+      await handle(conn);
+    } finally {
+      closeQuietly(conn);
+    }
+  })();
+  handled.catch(() => {}); // awaited by the test or at disposal
+  return {
+    port: listener.addr.port,
+    handled,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await handled.catch(() => {});
+    },
+  };
+}
+
+/** Reads one line (without its "\n"), byte by byte; "" when the peer
+ * closes. Slow, but exact: nothing after the line is consumed. */
+async function readLine(conn: Deno.Conn): Promise<Uint8Array> {
+  const bytes: number[] = [];
+  const one = new Uint8Array(1);
+  for (;;) {
+    const n = await within(conn.read(one), "a line from the client");
+    if (n === null || one[0] === 0x0a) return Uint8Array.from(bytes);
+    bytes.push(one[0]);
+  }
+}
+
+interface FakeUdp extends AsyncDisposable {
+  port: number;
+  /** Every datagram received, as text. */
+  received: string[];
+}
+
+/** A UDP echo socket that ignores its first `drop` datagrams. */
+function fakeUdpEcho(family: Family, { drop = 0 } = {}): FakeUdp {
+  const socket = Deno.listenDatagram({
+    hostname: family.host,
+    port: 0,
+    transport: "udp",
+  });
+  const received: string[] = [];
+  const buffer = new Uint8Array(65536);
+  const loop = (async () => {
+    for (;;) {
+      let datagram: [Uint8Array, Deno.Addr];
+      try {
+        datagram = await socket.receive(buffer);
+      } catch {
+        return; // closed
+      }
+      const [data, from] = datagram;
+      received.push(text(data));
+      if (received.length > drop) await socket.send(data, from);
+    }
+  })();
+  return {
+    port: (socket.addr as Deno.NetAddr).port,
+    received,
+    async [Symbol.asyncDispose]() {
+      socket.close();
+      await loop;
+    },
+  };
+}
