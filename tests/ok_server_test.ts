@@ -1,0 +1,792 @@
+/**
+ * ok_server.ts against real sockets: the "OK / fin" server of sheet 001
+ * (its second, select-based server), with the bugs the sheet admits fixed,
+ * started exactly as its task in deno.json runs it.
+ */
+
+import assert from "node:assert/strict";
+import {
+  Child,
+  closeQuietly,
+  concat,
+  connect,
+  FAMILIES,
+  type Family,
+  IPV4,
+  IPV6,
+  readExactly,
+  readToEnd,
+  resetAfterEcho,
+  ROOT,
+  rssBytes,
+  runScript,
+  type Server,
+  startServer,
+  stillPending,
+  testBothFamilies,
+  text,
+  utf8,
+  within,
+  writeAll,
+} from "./helpers.ts";
+import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
+import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
+
+const SCRIPT = "ok_server.ts";
+const OK = "OK\n";
+
+testServerCommandLine({
+  script: SCRIPT,
+  async probe(server) {
+    const conn = await connect(IPV4, server.port);
+    try {
+      await writeAll(conn, utf8("copied and run alone\n"));
+      assert.equal(text(await readExactly(conn, 3)), OK);
+    } finally {
+      conn.close();
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------
+// Helpers of this file
+
+/** The client's address as the server prints it. */
+function shown(conn: Deno.TcpConn): string {
+  const { hostname, port } = conn.localAddr;
+  return hostname.includes(":")
+    ? `[${hostname}]:${port}`
+    : `${hostname}:${port}`;
+}
+
+/** The line the server prints for one message. */
+function messageLine(conn: Deno.TcpConn, message: string): string {
+  return `ok_server: ${shown(conn)}: ${message}`;
+}
+
+/** Sends `bytes` and reads exactly `count` OK lines back. */
+async function expectOKs(
+  conn: Deno.TcpConn,
+  bytes: Uint8Array | string,
+  count: number,
+): Promise<void> {
+  await writeAll(conn, typeof bytes === "string" ? utf8(bytes) : bytes);
+  assert.equal(
+    text(await readExactly(conn, OK.length * count)),
+    OK.repeat(count),
+  );
+}
+
+/** Waits until the server has printed exactly `line`. */
+function waitForLine(server: Server, line: string): Promise<string> {
+  return server.stdout.waitFor(new RegExp(`^${escape(line)}$`));
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** Resolves when a connection to the port is refused: nothing listens. */
+async function refused(family: Family, port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: family.host, port });
+    conn.close();
+    return false;
+  } catch (err) {
+    return err instanceof Deno.errors.ConnectionRefused;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Command line, listening and logging
+
+Deno.test("--help: port 12800, --max-line 65536, and that any client can stop it with fin", async () => {
+  await using child = runScript(SCRIPT, ["--help"]);
+  const done = await child.finished();
+  assert.equal(done.code, 0);
+  assert.match(done.stdout, /^Usage: deno run -N ok_server\.ts \[options\]$/m);
+  assert.match(done.stdout, /--port N .*\(default 12800\)$/m);
+  assert.match(done.stdout, /\(default 65536\)$/m);
+  assert.match(done.stdout, /"fin" from ANY client stops the server/);
+  const source = await Deno.readTextFile(new URL(SCRIPT, ROOT));
+  assert.match(source, /ANY client can stop this server by sending `fin`/);
+});
+
+for (const bad of ["0", "-1", "abc", "16777217", "1e3"]) {
+  Deno.test(`ok_server: --max-line ${bad} is a usage error, exit 2`, async () => {
+    await using child = runScript(SCRIPT, [`--max-line=${bad}`]);
+    const done = await child.finished();
+    assert.equal(done.code, 2);
+    assert.equal(
+      done.stderr.split("\n")[0],
+      `ok_server: Invalid --max-line "${bad}": expected a number of bytes from 1 to 16777216`,
+    );
+    assertNoStackTrace(done.stderr);
+  });
+}
+
+Deno.test("ready line gives the real port; IPv4 and IPv6 on that one port", async () => {
+  await using server = await startServer(SCRIPT);
+  assert.match(
+    server.readyLine,
+    /^ok_server: listening on \[::\]:\d+ \(IPv4 and IPv6\)$/,
+  );
+  assert.notEqual(server.port, 0);
+  for (const family of FAMILIES.filter((f) => !f.missing)) {
+    const conn = await connect(family, server.port);
+    try {
+      await expectOKs(conn, `over ${family.name}\n`, 1);
+    } finally {
+      conn.close();
+    }
+  }
+});
+
+testBothFamilies(
+  "prints each message with its sender, answers OK, logs arrival and departure",
+  async (family) => {
+    await using server = await startServer(SCRIPT);
+    const conn = await connect(family, server.port);
+    const peer = shown(conn);
+    assert.equal(
+      peer.startsWith(family.name === "IPv4" ? "127.0.0.1:" : "[::1]:"),
+      true,
+    );
+    try {
+      await expectOKs(conn, "bonjour\n", 1);
+      await expectOKs(conn, "ça va ?\n", 1);
+    } finally {
+      conn.close();
+    }
+    await waitForLine(server, `ok_server: ${peer} left after 2 messages`);
+    const done = await server.stop();
+    assert.equal(done.code, 0);
+    assert.deepEqual(done.stdout.split("\n").slice(1), [
+      `ok_server: ${peer} connected`,
+      `ok_server: ${peer}: bonjour`,
+      `ok_server: ${peer}: ça va ?`,
+      `ok_server: ${peer} left after 2 messages`,
+      "ok_server: stopped by SIGINT: 1 clients, 2 messages",
+    ]);
+    assert.doesNotMatch(done.stdout, /::ffff:/);
+    assert.equal(done.stderr, "");
+  },
+);
+
+Deno.test("--quiet leaves only the ready line and the summary", async () => {
+  await using server = await startServer(SCRIPT, ["--quiet"]);
+  const conn = await connect(IPV4, server.port);
+  try {
+    await expectOKs(conn, "chut\n", 1);
+  } finally {
+    conn.close();
+  }
+  const done = await server.stop("SIGTERM");
+  assert.equal(done.code, 0);
+  const lines = done.stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 2, done.stdout);
+  assert.equal(
+    lines[1],
+    "ok_server: stopped by SIGTERM: 1 clients, 1 messages",
+  );
+});
+
+Deno.test({
+  name: sockoptProbeMissing()
+    ? `TCP_NODELAY is set on every client's socket (ignored: ${sockoptProbeMissing()})`
+    : "TCP_NODELAY is set on every client's socket (read from the kernel)",
+  ignore: sockoptProbeMissing() !== "",
+  async fn() {
+    await using server = await startServer(SCRIPT);
+    const a = await connect(IPV4, server.port);
+    const b = await connect(IPV4, server.port);
+    try {
+      await expectOKs(a, "a\n", 1);
+      await expectOKs(b, "b\n", 1);
+      assert.deepEqual(nodelayOfConnections(server.pid), [1, 1]);
+    } finally {
+      a.close();
+      b.close();
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------
+// Framing: messages are lines, whatever TCP does with them
+
+Deno.test("two messages in one write: two messages, two OKs", async () => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(IPV4, server.port);
+  try {
+    await expectOKs(conn, "un\ndeux\n", 2);
+    await waitForLine(server, messageLine(conn, "deux"));
+    assert.ok(server.stdout.lines.includes(messageLine(conn, "un")));
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("a message split across reads: the server waits for its end", async () => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(IPV4, server.port);
+  try {
+    await expectOKs(conn, "premier\nbon", 1);
+    await expectOKs(conn, "jour\n", 1);
+    await waitForLine(server, messageLine(conn, "bonjour"));
+    assert.ok(!server.stdout.lines.includes(messageLine(conn, "bon")));
+    assert.ok(!server.stdout.lines.includes(messageLine(conn, "jour")));
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("CRLF is tolerated: the \\r is not part of the message", async () => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(IPV4, server.port);
+  try {
+    await expectOKs(conn, "salut\r\nbis\n", 2);
+    await waitForLine(server, messageLine(conn, "bis"));
+    assert.ok(server.stdout.lines.includes(messageLine(conn, "salut")));
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("an empty line is a message and gets its OK", async () => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(IPV4, server.port);
+  try {
+    await expectOKs(conn, "\n\r\n", 2);
+  } finally {
+    conn.close();
+  }
+  const done = await server.stop();
+  assert.match(done.stdout, /: 1 clients, 2 messages$/m);
+});
+
+Deno.test("an unterminated last message before the client closes still counts", async () => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(IPV4, server.port);
+  try {
+    await writeAll(conn, utf8("avant\ndernier"));
+    await conn.closeWrite();
+    assert.equal(text(await readToEnd(conn)), OK + OK);
+    await waitForLine(
+      server,
+      `ok_server: ${shown(conn)} left after 2 messages`,
+    );
+    assert.ok(server.stdout.lines.includes(messageLine(conn, "dernier")));
+  } finally {
+    conn.close();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// UTF-8: never crashes, decodes what it can
+
+Deno.test("an accent split across two reads is decoded whole", async () => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(IPV4, server.port);
+  try {
+    // "é" is C3 A9: the OK for "a" proves the server has read the C3 alone.
+    await expectOKs(conn, concat([utf8("a\ncaf"), Uint8Array.of(0xc3)]), 1);
+    await expectOKs(conn, Uint8Array.of(0xa9, 0x0a), 1);
+    await waitForLine(server, messageLine(conn, "café"));
+  } finally {
+    conn.close();
+  }
+  assert.equal(server.stderr.text, "");
+});
+
+Deno.test("invalid UTF-8 prints replacement characters, never crashes", async () => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(IPV4, server.port);
+  try {
+    const invalid = Uint8Array.of(0xff, 0xfe, 0x61, 0xc3, 0x28, 0x0a); // ÿþaÃ(
+    const cut = concat([utf8("caf"), Uint8Array.of(0xc3, 0x0a)]); // é cut short
+    await expectOKs(conn, concat([invalid, cut]), 2);
+    await expectOKs(conn, "encore là\n", 1);
+    await waitForLine(server, messageLine(conn, "encore là"));
+    const lines = server.stdout.lines;
+    assert.ok(
+      lines.includes(messageLine(conn, "\uFFFD\uFFFDa\uFFFD(")),
+      lines.join("\n"),
+    );
+    assert.ok(lines.includes(messageLine(conn, "caf\uFFFD")), lines.join("\n"));
+  } finally {
+    conn.close();
+  }
+  assert.equal(server.stderr.text, "");
+});
+
+Deno.test("control characters are shown as \\xNN, not sent to the terminal", async () => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(IPV4, server.port);
+  try {
+    await expectOKs(conn, "a\x1b[31mrouge\rb\tc\x00\x7f\u009b\n", 1);
+    await waitForLine(
+      server,
+      messageLine(conn, "a\\x1b[31mrouge\\x0db\tc\\x00\\x7f\\x9b"),
+    );
+  } finally {
+    conn.close();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// "fin"
+
+testBothFamilies(
+  "fin from any client: its OK, every client closed, listener closed, exit 0",
+  async (family) => {
+    await using server = await startServer(SCRIPT);
+    const other = family === IPV4 ? IPV6 : IPV4;
+    const talker = await connect(other.missing ? family : other, server.port);
+    const idle = await connect(family, server.port);
+    const stopper = await connect(family, server.port);
+    try {
+      await expectOKs(talker, "bonjour\n", 1);
+      await writeAll(stopper, utf8("fin\n"));
+      assert.equal(text(await readToEnd(stopper)), OK);
+      assert.equal(text(await readToEnd(talker)), "");
+      assert.equal(text(await readToEnd(idle)), "");
+      const done = await server.finished();
+      assert.equal(done.code, 0);
+      assert.equal(done.stderr, "");
+      const lines = done.stdout.split("\n");
+      const summary = `ok_server: stopped by "fin" from ${
+        shown(stopper)
+      }: 3 clients, 2 messages`;
+      assert.equal(lines.at(-1), summary);
+      assert.ok(lines.includes(messageLine(stopper, "fin")));
+      assert.ok(
+        lines.includes(
+          `ok_server: ${shown(stopper)} sent "fin" after 1 messages`,
+        ),
+      );
+      for (const conn of [talker, idle]) {
+        assert.ok(
+          lines.includes(
+            `ok_server: ${shown(conn)} was closed at shutdown after ${
+              conn === talker ? 1 : 0
+            } messages`,
+          ),
+          done.stdout,
+        );
+      }
+      assert.ok(await refused(family, server.port), "still listening");
+    } finally {
+      talker.close();
+      idle.close();
+      stopper.close();
+    }
+  },
+);
+
+for (
+  const [name, bytes] of [
+    ["fin\\r\\n", "fin\r\n"],
+    ["fin without a line ending, then end of input", "fin"],
+  ]
+) {
+  Deno.test(`${name} stops the server too`, async () => {
+    await using server = await startServer(SCRIPT);
+    const conn = await connect(IPV4, server.port);
+    try {
+      await writeAll(conn, utf8(bytes));
+      if (!bytes.endsWith("\n")) await conn.closeWrite();
+      assert.equal(text(await readToEnd(conn)), OK);
+      const done = await server.finished();
+      assert.equal(done.code, 0);
+      assert.match(
+        done.stdout,
+        /stopped by "fin" from .*: 1 clients, 1 messages$/,
+      );
+    } finally {
+      conn.close();
+    }
+  });
+}
+
+Deno.test('final, fine, FIN, " fin", "fin " do not stop it', async () => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(IPV4, server.port);
+  try {
+    await expectOKs(conn, "final\nfine\nFIN\n fin\nfin \n", 5);
+  } finally {
+    conn.close();
+  }
+  const next = await connect(IPV4, server.port);
+  try {
+    await expectOKs(next, "toujours là\n", 1);
+  } finally {
+    next.close();
+  }
+  await waitForLine(server, `ok_server: ${shown(next)} left after 1 messages`);
+  const done = await server.stop();
+  assert.equal(done.code, 0);
+  assert.match(
+    done.stdout,
+    /^ok_server: stopped by SIGINT: 2 clients, 6 messages$/m,
+  );
+});
+
+Deno.test("lines after fin in the same read are neither printed nor answered", async () => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(IPV4, server.port);
+  try {
+    await writeAll(conn, utf8("avant\nfin\naprès\n"));
+    assert.equal(text(await readToEnd(conn)), OK + OK);
+    const done = await server.finished();
+    assert.equal(done.code, 0);
+    assert.doesNotMatch(done.stdout, /après/);
+    assert.match(done.stdout, /: 1 clients, 2 messages$/);
+  } finally {
+    conn.close();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Many clients, one thread
+
+Deno.test("50 clients at once, messages split and interleaved: each gets its OKs", async () => {
+  await using server = await startServer(SCRIPT);
+  const families = FAMILIES.filter((f) => !f.missing);
+  const conns: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 50; i++) {
+      conns.push(await connect(families[i % families.length], server.port));
+    }
+    const ROUNDS = 5;
+    const message = (i: number, r: number) => `client ${i} message ${r} é`;
+    for (let r = 0; r < ROUNDS; r++) {
+      // Every client sends the first half of its message, then every client
+      // the second half: the server sees 100 pieces from 50 sockets in turn.
+      const halves = conns.map((_, i) => {
+        const bytes = utf8(`${message(i, r)}\n`);
+        const cut = bytes.length - 2; // inside "é"
+        return [bytes.subarray(0, cut), bytes.subarray(cut)];
+      });
+      for (const [i, conn] of conns.entries()) {
+        await writeAll(conn, halves[i][0]);
+      }
+      for (const [i, conn] of conns.entries()) {
+        await writeAll(conn, halves[i][1]);
+      }
+    }
+    const replies = await Promise.all(
+      conns.map((conn) => readExactly(conn, OK.length * ROUNDS)),
+    );
+    for (const reply of replies) assert.equal(text(reply), OK.repeat(ROUNDS));
+    for (const conn of conns) conn.close();
+    await server.stdout.waitFor(/^ok_server: .* left after 5 messages$/);
+    for (const conn of conns) {
+      await waitForLine(
+        server,
+        `ok_server: ${shown(conn)} left after 5 messages`,
+      );
+    }
+    for (const [i, conn] of conns.entries()) {
+      const prefix = `ok_server: ${shown(conn)}: `;
+      const printed = server.stdout.lines.filter((l) => l.startsWith(prefix));
+      assert.deepEqual(
+        printed,
+        Array.from({ length: ROUNDS }, (_, r) => prefix + message(i, r)),
+      );
+    }
+  } finally {
+    for (const conn of conns) closeQuietly(conn);
+  }
+  assert.equal(server.stderr.text, "");
+});
+
+testBothFamilies(
+  "a client reset beside a live one removes that client only",
+  async (family) => {
+    await using server = await startServer(SCRIPT);
+    const live = await connect(family, server.port);
+    try {
+      await expectOKs(live, "avant\n", 1);
+      await resetAfterEcho(family, server.port, utf8("x\n"));
+      await server.stdout.waitFor(/ reset the connection after 1 messages$/);
+      await expectOKs(live, "après\n", 1);
+    } finally {
+      live.close();
+    }
+    const done = await server.stop();
+    assert.equal(done.code, 0);
+    assert.match(done.stdout, /: 2 clients, 3 messages$/);
+    assert.equal(done.stderr, "");
+  },
+);
+
+Deno.test("a client killed mid-line is removed; the others go on", async () => {
+  await using server = await startServer(SCRIPT);
+  const live = await connect(IPV4, server.port);
+  try {
+    await expectOKs(live, "avant\n", 1);
+    // A real process, killed with SIGKILL while its line is unfinished.
+    await using victim = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `const c = await Deno.connect({hostname: "127.0.0.1", port: ${server.port}});
+         await c.write(new TextEncoder().encode("a\\nunfinished"));
+         await c.read(new Uint8Array(3)); console.log("sent"); await new Promise(() => {});`,
+      ],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const reader = victim.stdout.getReader();
+    assert.equal(
+      text((await within(reader.read(), "the victim to send")).value!),
+      "sent\n",
+    );
+    reader.releaseLock();
+    victim.kill("SIGKILL");
+    await victim.status;
+    await victim.stdout.cancel();
+    await server.stdout.waitFor(/ left after 2 messages$/);
+    await expectOKs(live, "après\n", 1);
+  } finally {
+    live.close();
+  }
+  assert.equal(server.stderr.text, "");
+});
+
+/** Sends empty lines (each byte a message asking for a 3-byte OK) and never
+ * reads, until a write stays blocked for a second: the server has stopped
+ * reading from us. Returns how many 256 KiB chunks went through and the
+ * blocked write (it fails once `conn` is closed), or null for `blocked` when
+ * the server took all `limit` chunks. */
+async function sendUntilBlocked(
+  conn: Deno.TcpConn,
+  limit: number,
+): Promise<{ sent: number; blocked: Promise<void> | null }> {
+  const chunk = utf8("\n".repeat(256 * 1024));
+  for (let sent = 0; sent < limit; sent++) {
+    const write = writeAll(conn, chunk);
+    if (await stillPending(write, 1000)) {
+      return { sent, blocked: write.catch(() => {}) };
+    }
+    await write;
+  }
+  return { sent: limit, blocked: null };
+}
+
+Deno.test("a client that stops reading delays no one else, and cannot grow the server's memory", async () => {
+  await using server = await startServer(SCRIPT, ["--quiet"]);
+  const before = rssBytes(server.pid);
+  const greedy = await connect(IPV4, server.port);
+  const polite = await connect(IPV4, server.port);
+  const limit = 128; // chunks we are ready to send if the server keeps taking
+  let blocked: Promise<void> | null = null;
+  try {
+    const result = await sendUntilBlocked(greedy, limit);
+    blocked = result.blocked;
+    assert.ok(blocked, `the server took all ${limit * 256} KiB unanswered`);
+    // Blocked on the greedy client's OKs, the server still answers others.
+    await expectOKs(polite, "et moi ?\n", 1);
+    // Millions of messages leave the server's JavaScript heap larger (about
+    // 30 MiB measured: garbage V8 collects at its leisure); a server that
+    // did not wait for its writes would also hold 3 bytes of OK per byte
+    // sent, for good (118 MiB measured after 17 MiB sent).
+    const grown = rssBytes(server.pid) - before;
+    assert.ok(
+      grown < 64 * 1024 * 1024,
+      `server RSS grew by ${grown >> 20} MiB after ${result.sent * 256} KiB`,
+    );
+  } finally {
+    greedy.close();
+    await blocked;
+  }
+  try {
+    await expectOKs(polite, "encore\n", 1);
+  } finally {
+    polite.close();
+  }
+});
+
+Deno.test("fin while another client's OKs are blocked: everyone closed, exit 0, no warning", async () => {
+  await using server = await startServer(SCRIPT, ["--quiet"]);
+  const greedy = await connect(IPV4, server.port);
+  const stopper = await connect(IPV4, server.port);
+  let blocked: Promise<void> | null = null;
+  try {
+    blocked = (await sendUntilBlocked(greedy, 128)).blocked;
+    assert.ok(blocked, "the server never stopped reading the greedy client");
+    await writeAll(stopper, utf8("fin\n"));
+    assert.equal(text(await readToEnd(stopper)), OK);
+    const done = await server.finished();
+    assert.equal(done.code, 0);
+    assert.equal(done.stderr, "");
+    assert.match(
+      done.stdout,
+      /stopped by "fin" from 127\.0\.0\.1:\d+: 2 clients/,
+    );
+  } finally {
+    greedy.close();
+    stopper.close();
+    await blocked;
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Too-long lines
+
+const TOO_LONG = "ERROR line too long (max 65536 bytes)\n";
+
+Deno.test("a line over --max-line (default 64 KiB): an error line, that client closed, others unaffected", async () => {
+  await using server = await startServer(SCRIPT);
+  const other = await connect(IPV4, server.port);
+  const long = await connect(IPV4, server.port);
+  try {
+    await expectOKs(other, "avant\n", 1);
+    // Exactly the limit is fine, the line ending not counted.
+    await expectOKs(long, `${"a".repeat(65536)}\r\n`, 1);
+    const [, reply] = await Promise.all([
+      writeAll(long, utf8(`court\n${"b".repeat(65537)}\n`)),
+      readToEnd(long),
+    ]);
+    assert.equal(text(reply), OK + TOO_LONG);
+    long.close(); // ends the server's lingering read at once
+    await server.stdout.waitFor(
+      new RegExp(
+        `^ok_server: ${
+          escape(shown(long))
+        } sent a line longer than 65536 bytes and was closed after 2 messages$`,
+      ),
+    );
+    await expectOKs(other, "après\n", 1);
+  } finally {
+    other.close();
+    closeQuietly(long);
+  }
+  assert.equal(server.stderr.text, "");
+});
+
+Deno.test("an endless line is cut off at --max-line without waiting for its end", async () => {
+  await using server = await startServer(SCRIPT, ["--max-line", "1000"]);
+  const conn = await connect(IPV4, server.port);
+  try {
+    await expectOKs(conn, `${"a".repeat(1000)}\n`, 1);
+    await writeAll(conn, utf8("x".repeat(1002))); // and no "\n", ever
+    assert.equal(
+      text(await readToEnd(conn)),
+      "ERROR line too long (max 1000 bytes)\n",
+    );
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("a 16 MiB line sent before reading: the error line, not a reset; memory stays bounded", async () => {
+  await using server = await startServer(SCRIPT);
+  const before = rssBytes(server.pid);
+  const conn = await connect(IPV4, server.port);
+  try {
+    // Far more than the kernel buffers hold: the server must keep reading
+    // (and dropping) after its error line, or this write fails with a reset
+    // and the error line may be lost with it.
+    const chunk = utf8("y".repeat(1024 * 1024));
+    for (let i = 0; i < 16; i++) await writeAll(conn, chunk);
+    await writeAll(conn, utf8("\n"));
+    assert.equal(text(await readToEnd(conn)), TOO_LONG);
+  } finally {
+    conn.close();
+  }
+  const grown = rssBytes(server.pid) - before;
+  assert.ok(grown < 8 * 1024 * 1024, `server RSS grew by ${grown >> 20} MiB`);
+  assert.equal(server.stderr.text, "");
+});
+
+// ---------------------------------------------------------------------------
+// Shutdown by signal
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.test(`${signal} closes every client, prints the summary, exits 0`, async () => {
+    await using server = await startServer(SCRIPT);
+    const a = await connect(IPV4, server.port);
+    const b = await connect(IPV4, server.port);
+    try {
+      await expectOKs(a, "un\n", 1);
+      await expectOKs(b, "deux\ntrois\n", 2);
+      const done = await server.stop(signal);
+      assert.equal(done.code, 0);
+      assert.equal(
+        done.stdout.split("\n").at(-1),
+        `ok_server: stopped by ${signal}: 2 clients, 3 messages`,
+      );
+      assert.equal(text(await readToEnd(a)), "");
+      assert.equal(text(await readToEnd(b)), "");
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+// client.ts against it
+
+const clientMissing = await Deno.stat(new URL("client.ts", ROOT)).then(
+  () => "",
+  () => "client.ts not written yet",
+);
+
+Deno.test({
+  name: clientMissing
+    ? `client.ts: piped lines get OK each, the session ends after fin (ignored: ${clientMissing})`
+    : "client.ts: piped lines get OK each, the session ends after fin",
+  ignore: clientMissing !== "",
+  async fn() {
+    await using server = await startServer(SCRIPT);
+    await using client = runScript(
+      "client.ts",
+      ["--host", "127.0.0.1", "--port", String(server.port)],
+      { stdin: "bonjour\ncafé\nfin\nnever sent\n" },
+    );
+    const done = await client.finished();
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(done.stdout, "OK\nOK\nOK");
+    const stopped = await server.finished();
+    assert.equal(stopped.code, 0);
+    assert.doesNotMatch(stopped.stdout, /never sent/);
+    assert.match(stopped.stdout, /: café$/m);
+    assert.match(
+      stopped.stdout,
+      /stopped by "fin" from 127\.0\.0\.1:\d+: 1 clients, 3 messages$/,
+    );
+  },
+});
+
+const scriptMissing = clientMissing || await new Deno.Command("script", {
+  args: ["--version"],
+}).output().then((o) => o.success ? "" : "script fails", () => "no script(1)");
+
+Deno.test({
+  name: scriptMissing
+    ? `client.ts on a terminal: "> " prompt, OK after each line, ends after fin (ignored: ${scriptMissing})`
+    : `client.ts on a terminal: "> " prompt, OK after each line, ends after fin`,
+  ignore: scriptMissing !== "" || Deno.build.os !== "linux",
+  async fn() {
+    await using server = await startServer(SCRIPT);
+    // script(1) runs the client on a pseudo-terminal, as a person would.
+    const command = [
+      Deno.execPath(),
+      "run",
+      "-N",
+      new URL("client.ts", ROOT).pathname,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(server.port),
+    ].map((word) => `'${word.replaceAll("'", `'\\''`)}'`).join(" ");
+    await using client = new Child("script", ["-qec", command, "/dev/null"], {
+      stdin: "bonjour\nfin\n",
+    });
+    const done = await client.finished();
+    assert.equal(done.code, 0, done.stdout);
+    assert.match(done.stdout, /> OK\r?\n> OK\r?\n/);
+    assert.equal((await server.finished()).code, 0);
+  },
+});
