@@ -19,9 +19,11 @@ import {
   type Family,
   headerRunLine,
   IPV4,
+  ptyMissing,
   ROOT,
   ROOT_DIR,
   sameBytes,
+  scriptExists,
   startServer,
   stillPending,
   taskFlags,
@@ -302,7 +304,7 @@ Deno.test('replies without a newline (the sheet\'s b"OK") end after a silence', 
 
 Deno.test({
   name: "against ok_server.ts: OK to each line, stops after fin",
-  ignore: !exists("ok_server.ts"),
+  ignore: !scriptExists("ok_server.ts"),
   async fn() {
     await using server = await startServer("ok_server.ts");
     const done = await runClient(
@@ -318,13 +320,11 @@ Deno.test({
 // ---------------------------------------------------------------------------
 // A person at a terminal
 
-const scriptCommand = findScriptCommand();
-
 Deno.test({
-  name: scriptCommand
-    ? "on a terminal: the > prompt, the typed line and its echo"
-    : "on a terminal (ignored: no `script` command; Debian: util-linux)",
-  ignore: !scriptCommand,
+  name: ptyMissing
+    ? `on a terminal: the > prompt, the typed line and its echo (ignored: ${ptyMissing})`
+    : "on a terminal: the > prompt, the typed line and its echo",
+  ignore: ptyMissing !== "",
   async fn() {
     await using server = await startServer("tcp_echo.ts");
     const path = fromFileUrl(new URL(SCRIPT, ROOT));
@@ -339,7 +339,7 @@ Deno.test({
     // `script` runs the command on a new pseudo-terminal and copies our
     // pipe to it as if typed; -e: its exit code is the command's.
     await using terminal = new ClientProcess(
-      scriptCommand!,
+      "script",
       ["-qfec", command, "/dev/null"],
     );
     const writer = terminal.process.stdin.getWriter();
@@ -467,7 +467,7 @@ Deno.test("--udp without --unstable-net: one line with the command, exit 1", asy
 //
 // candidates for helpers.ts: ClientProcess (raw stdout bytes, stdin kept
 // open and written as the test goes, bounded waits), freeTcpPort,
-// findScriptCommand, exists, and below fakeTcpServer, readLine, fakeUdpEcho.
+// and below fakeTcpServer, readLine, fakeUdpEcho.
 
 interface Done {
   code: number;
@@ -588,26 +588,6 @@ function shown(family: Family, port: number): string {
 /** `length` bytes of lowercase letters: a long line with no line end. */
 function letters(length: number): Uint8Array {
   return Uint8Array.from({ length }, (_, i) => 97 + (i * 7 + (i >> 10)) % 26);
-}
-
-function exists(script: string): boolean {
-  try {
-    return Deno.statSync(new URL(script, ROOT)).isFile;
-  } catch {
-    return false;
-  }
-}
-
-function findScriptCommand(): string | null {
-  if (Deno.build.os !== "linux") return null; // util-linux's options
-  for (const path of ["/usr/bin/script", "/bin/script"]) {
-    try {
-      if (Deno.statSync(path).isFile) return path;
-    } catch {
-      // Not here.
-    }
-  }
-  return null;
 }
 
 /** A TCP port with nothing listening on it (just released). */

@@ -192,7 +192,9 @@ export class Child implements AsyncDisposable {
       stdin: options.stdin === undefined ? "null" : "piped",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1", ...options.env },
+      // No colours in output the tests compare; no update check, whose
+      // background file reads race with tests that limit descriptors.
+      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", ...options.env },
     }).spawn();
     this.stdout = new LineCollector(this.process.stdout);
     this.stderr = new LineCollector(this.process.stderr);
@@ -549,4 +551,53 @@ export async function resetAfterEcho(
   const closed = new Promise((resolve) => socket.once("close", resolve));
   socket.resetAndDestroy();
   await within(closed, "the reset client to close");
+}
+
+/** `text` with regular-expression characters escaped, to match it exactly. */
+export function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** An address as the servers print it: "127.0.0.1:53422", "[::1]:53422". */
+export function shownAddress(addr: Deno.NetAddr): string {
+  const { hostname, port } = addr;
+  return hostname.includes(":")
+    ? `[${hostname}]:${port}`
+    : `${hostname}:${port}`;
+}
+
+/** Why `prlimit` cannot be used here, or "" when it can. */
+export const prlimitMissing = Deno.build.os !== "linux"
+  ? "prlimit needs Linux"
+  : await new Deno.Command("prlimit", { args: ["--version"] }).output().then(
+    (o) => o.success ? "" : "prlimit fails",
+    () => "no prlimit (util-linux)",
+  );
+
+/** Sets a running process's soft limit on open files (RLIMIT_NOFILE), the
+ * way to run a server out of descriptors at a chosen moment. */
+export async function setSoftFileLimit(pid: number, limit: number) {
+  const out = await new Deno.Command("prlimit", {
+    args: ["--pid", String(pid), `--nofile=${limit}:`],
+  }).output();
+  if (!out.success) {
+    throw new Error(`prlimit failed: ${text(out.stderr)}`);
+  }
+}
+
+/** Why script(1) cannot run a command on a pseudo-terminal here, or "". */
+export const ptyMissing = Deno.build.os !== "linux"
+  ? "script(1) options are util-linux's"
+  : await new Deno.Command("script", { args: ["--version"] }).output().then(
+    (o) => o.success ? "" : "script fails",
+    () => "no script(1) (util-linux)",
+  );
+
+/** True if the root script exists (tests of scripts that land later). */
+export function scriptExists(script: string): boolean {
+  try {
+    return Deno.statSync(new URL(script, ROOT)).isFile;
+  } catch {
+    return false;
+  }
 }

@@ -10,10 +10,12 @@ import {
   closeQuietly,
   concat,
   connect,
+  escapeRegExp,
   FAMILIES,
   type Family,
   IPV4,
   IPV6,
+  ptyMissing,
   readExactly,
   readToEnd,
   resetAfterEcho,
@@ -21,8 +23,10 @@ import {
   rssBytes,
   runScript,
   type Server,
+  shownAddress,
   startServer,
   stillPending,
+  taskFlags,
   testBothFamilies,
   text,
   utf8,
@@ -51,17 +55,9 @@ testServerCommandLine({
 // ---------------------------------------------------------------------------
 // Helpers of this file
 
-/** The client's address as the server prints it. */
-function shown(conn: Deno.TcpConn): string {
-  const { hostname, port } = conn.localAddr;
-  return hostname.includes(":")
-    ? `[${hostname}]:${port}`
-    : `${hostname}:${port}`;
-}
-
 /** The line the server prints for one message. */
 function messageLine(conn: Deno.TcpConn, message: string): string {
-  return `ok_server: ${shown(conn)}: ${message}`;
+  return `ok_server: ${shownAddress(conn.localAddr)}: ${message}`;
 }
 
 /** Sends `bytes` and reads exactly `count` OK lines back. */
@@ -79,11 +75,7 @@ async function expectOKs(
 
 /** Waits until the server has printed exactly `line`. */
 function waitForLine(server: Server, line: string): Promise<string> {
-  return server.stdout.waitFor(new RegExp(`^${escape(line)}$`));
-}
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return server.stdout.waitFor(new RegExp(`^${escapeRegExp(line)}$`));
 }
 
 /** Resolves when a connection to the port is refused: nothing listens. */
@@ -147,7 +139,7 @@ testBothFamilies(
   async (family) => {
     await using server = await startServer(SCRIPT);
     const conn = await connect(family, server.port);
-    const peer = shown(conn);
+    const peer = shownAddress(conn.localAddr);
     assert.equal(
       peer.startsWith(family.name === "IPv4" ? "127.0.0.1:" : "[::1]:"),
       true,
@@ -273,7 +265,7 @@ Deno.test("an unterminated last message before the client closes still counts", 
     assert.equal(text(await readToEnd(conn)), OK + OK);
     await waitForLine(
       server,
-      `ok_server: ${shown(conn)} left after 2 messages`,
+      `ok_server: ${shownAddress(conn.localAddr)} left after 2 messages`,
     );
     assert.ok(server.stdout.lines.includes(messageLine(conn, "dernier")));
   } finally {
@@ -355,21 +347,23 @@ testBothFamilies(
       assert.equal(done.stderr, "");
       const lines = done.stdout.split("\n");
       const summary = `ok_server: stopped by "fin" from ${
-        shown(stopper)
+        shownAddress(stopper.localAddr)
       }: 3 clients, 2 messages`;
       assert.equal(lines.at(-1), summary);
       assert.ok(lines.includes(messageLine(stopper, "fin")));
       assert.ok(
         lines.includes(
-          `ok_server: ${shown(stopper)} sent "fin" after 1 messages`,
+          `ok_server: ${
+            shownAddress(stopper.localAddr)
+          } sent "fin" after 1 messages`,
         ),
       );
       for (const conn of [talker, idle]) {
         assert.ok(
           lines.includes(
-            `ok_server: ${shown(conn)} was closed at shutdown after ${
-              conn === talker ? 1 : 0
-            } messages`,
+            `ok_server: ${
+              shownAddress(conn.localAddr)
+            } was closed at shutdown after ${conn === talker ? 1 : 0} messages`,
           ),
           done.stdout,
         );
@@ -422,7 +416,10 @@ Deno.test('final, fine, FIN, " fin", "fin " do not stop it', async () => {
   } finally {
     next.close();
   }
-  await waitForLine(server, `ok_server: ${shown(next)} left after 1 messages`);
+  await waitForLine(
+    server,
+    `ok_server: ${shownAddress(next.localAddr)} left after 1 messages`,
+  );
   const done = await server.stop();
   assert.equal(done.code, 0);
   assert.match(
@@ -483,11 +480,11 @@ Deno.test("50 clients at once, messages split and interleaved: each gets its OKs
     for (const conn of conns) {
       await waitForLine(
         server,
-        `ok_server: ${shown(conn)} left after 5 messages`,
+        `ok_server: ${shownAddress(conn.localAddr)} left after 5 messages`,
       );
     }
     for (const [i, conn] of conns.entries()) {
-      const prefix = `ok_server: ${shown(conn)}: `;
+      const prefix = `ok_server: ${shownAddress(conn.localAddr)}: `;
       const printed = server.stdout.lines.filter((l) => l.startsWith(prefix));
       assert.deepEqual(
         printed,
@@ -652,7 +649,7 @@ Deno.test("a line over --max-line (default 64 KiB): an error line, that client c
     await server.stdout.waitFor(
       new RegExp(
         `^ok_server: ${
-          escape(shown(long))
+          escapeRegExp(shownAddress(long.localAddr))
         } sent a line longer than 65536 bytes and was closed after 2 messages$`,
       ),
     );
@@ -759,22 +756,20 @@ Deno.test({
   },
 });
 
-const scriptMissing = clientMissing || await new Deno.Command("script", {
-  args: ["--version"],
-}).output().then((o) => o.success ? "" : "script fails", () => "no script(1)");
+const scriptMissing = clientMissing || ptyMissing;
 
 Deno.test({
   name: scriptMissing
     ? `client.ts on a terminal: "> " prompt, OK after each line, ends after fin (ignored: ${scriptMissing})`
     : `client.ts on a terminal: "> " prompt, OK after each line, ends after fin`,
-  ignore: scriptMissing !== "" || Deno.build.os !== "linux",
+  ignore: scriptMissing !== "",
   async fn() {
     await using server = await startServer(SCRIPT);
     // script(1) runs the client on a pseudo-terminal, as a person would.
     const command = [
       Deno.execPath(),
       "run",
-      "-N",
+      ...taskFlags("client.ts"),
       new URL("client.ts", ROOT).pathname,
       "--host",
       "127.0.0.1",

@@ -9,15 +9,18 @@ import {
   closeQuietly,
   connect,
   echoRoundTrip,
+  escapeRegExp,
   eventually,
   firstDifference,
   IPV4,
   patternBytes,
+  prlimitMissing,
   readExactly,
   readToEnd,
   resetAfterEcho,
   rssBytes,
   sameBytes,
+  setSoftFileLimit,
   startServer,
   stillPending,
   testBothFamilies,
@@ -79,7 +82,9 @@ testBothFamilies(
     assert.deepEqual(await echoRoundTrip(conn, payload), payload);
     conn.close();
     await server.stdout.waitFor(
-      new RegExp(`^tcp_echo: ${escape(shown)} left after 5 bytes echoed$`),
+      new RegExp(
+        `^tcp_echo: ${escapeRegExp(shown)} left after 5 bytes echoed$`,
+      ),
     );
     assert.ok(server.stdout.lines.includes(`tcp_echo: ${shown} connected`));
     assert.doesNotMatch(server.stdout.text, /::ffff:/);
@@ -106,10 +111,6 @@ Deno.test("--quiet leaves only the ready line and the summary", async () => {
     /^tcp_echo: stopped by SIGTERM: \d clients, \d bytes echoed$/,
   );
 });
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
 
 // ---------------------------------------------------------------------------
 // Echo
@@ -296,16 +297,11 @@ Deno.test("a client that sends but never reads cannot grow the server's memory",
 // ---------------------------------------------------------------------------
 // Out of file descriptors
 
-const prlimitMissing = await new Deno.Command("prlimit", {
-  args: ["--version"],
-})
-  .output().then((o) => o.success ? "" : "prlimit fails", () => "no prlimit");
-
 Deno.test({
   name: prlimitMissing
     ? `out of file descriptors: backs off, then recovers (ignored: ${prlimitMissing})`
     : "out of file descriptors: backs off, then recovers",
-  ignore: prlimitMissing !== "" || Deno.build.os !== "linux",
+  ignore: prlimitMissing !== "",
   async fn() {
     await using server = await startServer(SCRIPT);
     // Lower the server's soft limit to the lowest free descriptor number:
@@ -331,13 +327,6 @@ Deno.test({
     assert.equal((await server.stop()).code, 0);
   },
 });
-
-async function setSoftFileLimit(pid: number, limit: number): Promise<void> {
-  const out = await new Deno.Command("prlimit", {
-    args: ["--pid", String(pid), `--nofile=${limit}:`],
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-}
 
 // ---------------------------------------------------------------------------
 // Shutdown

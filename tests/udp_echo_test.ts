@@ -12,6 +12,7 @@ import {
   awkwardBytes,
   closeQuietly,
   copyAlone,
+  escapeRegExp,
   type Family,
   firstDifference,
   IPV4,
@@ -133,7 +134,7 @@ testBothFamilies(
       ? `127.0.0.1:${port}`
       : `[::1]:${port}`;
     await server.stdout.waitFor(
-      new RegExp(`^udp_echo: echoed 5 bytes to ${escape(shown)}$`),
+      new RegExp(`^udp_echo: echoed 5 bytes to ${escapeRegExp(shown)}$`),
     );
     assert.doesNotMatch(server.stdout.text, /::ffff:/);
   },
@@ -255,8 +256,8 @@ testLowPort(
       : `[::1]:${LOW_PORT}`;
     await server.stderr.waitFor(
       new RegExp(
-        `^udp_echo: dropped a datagram from ${escape(shown)}: ${
-          escape(GUARD_LOW)
+        `^udp_echo: dropped a datagram from ${escapeRegExp(shown)}: ${
+          escapeRegExp(GUARD_LOW)
         }$`,
       ),
     );
@@ -361,7 +362,7 @@ Deno.test({
     await server.stderr.waitFor(
       new RegExp(
         `^udp_echo: dropped a datagram from 127\\.0\\.0\\.2:${server.port}: ${
-          escape(GUARD_OWN)
+          escapeRegExp(GUARD_OWN)
         }$`,
       ),
     );
@@ -509,8 +510,4 @@ async function udpRoundTrip(
   }
   closeQuietly(socket);
   throw new Error(`No echo after ${tries} tries of ${waitMs} ms`);
-}
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
