@@ -1,0 +1,28 @@
+/**
+ * The benchmark must never rot: its smoke run (a few seconds per scenario,
+ * one run) starts every server and peer that this machine has, checks every
+ * echoed byte, and fails if a scenario produced no numbers. Nothing about
+ * speed is asserted.
+ */
+
+import assert from "node:assert/strict";
+import { Child } from "./helpers.ts";
+
+Deno.test("bench:smoke runs every scenario against every server it finds", async () => {
+  const denoJson = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  );
+  const words: string[] = denoJson.tasks["bench:smoke"].split(/\s+/);
+  assert.deepEqual(words.slice(0, 2), ["deno", "run"]);
+  await using smoke = new Child(Deno.execPath(), words.slice(1));
+  const done = await smoke.finished(180_000);
+  assert.equal(done.code, 0, `${done.stdout}\n${done.stderr}`);
+  assert.match(done.stderr, /^smoke: ok$/m);
+  // Every one of our servers that exists was measured, not skipped.
+  for (const script of ["tcp_echo.ts", "select_echo.ts", "udp_echo.ts"]) {
+    assert.match(
+      done.stdout,
+      new RegExp(`^\\| ${script.replace(".", "\\.")} \\|`, "m"),
+    );
+  }
+});
