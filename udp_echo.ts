@@ -54,6 +54,15 @@ const DEFAULT_HOST = "::";
  * a buffer no datagram can fill; one that does fill it may have been cut,
  * and is dropped rather than echoed short. */
 const BUFFER_SIZE = 65536;
+/** How many receive() calls wait on the socket at once, each with its own
+ * buffer (so 8 × 64 KiB). Deno allows concurrent receives on one socket, and
+ * each trip through the event loop then completes several of them. Measured
+ * with 50 senders of 64-byte datagrams (C load generator, medians of 3): one
+ * loop 13.2 µs of server CPU per datagram, 4 loops 11.9, 8 loops 11.3, 16
+ * loops 10.8 (one run). Python's recvfrom/sendto loop needs 7.0: most of
+ * Deno's extra cost is inside each receive and send call (address
+ * conversion, permission check), out of this script's reach. */
+const RECEIVE_LOOPS = 8;
 /** The loop guard (see the header): source ports below this one belong to
  * system services. */
 const FIRST_UNPRIVILEGED_PORT = 1024;
@@ -389,10 +398,11 @@ async function echoLoop(socket: Deno.DatagramConn): Promise<void> {
     }
     if (retryMs > 0) warn("receiving datagrams again");
     retryMs = 0;
-    // THE line that makes this server answer one datagram at a time: we wait
-    // for this echo to be sent before calling receive() again. Meanwhile
-    // the kernel queues the next datagrams in the socket's receive buffer;
-    // when that is full, it drops them, which UDP allows.
+    // THE line that makes each loop answer one datagram at a time: it waits
+    // for this echo to be sent before calling receive() again, so its
+    // buffer is never overwritten early. RECEIVE_LOOPS such loops share the
+    // socket. Meanwhile the kernel queues the next datagrams in the socket's
+    // receive buffer; when that is full, it drops them, which UDP allows.
     await echoDatagram(socket, datagram, peer as Deno.NetAddr, ownPort);
   }
 }
@@ -476,7 +486,11 @@ async function main(args: string[]): Promise<number> {
   const shutdown = installShutdown(listeners);
   announce(`listening on ${describeListeners(listeners)}`);
 
-  await Promise.all(listeners.map(echoLoop));
+  await Promise.all(
+    listeners.flatMap((socket) =>
+      Array.from({ length: RECEIVE_LOOPS }, () => echoLoop(socket))
+    ),
+  );
 
   announce(
     `stopped by ${
