@@ -1,0 +1,899 @@
+/**
+ * Benchmark runner: starts each echo server (ours and the peers in peers/),
+ * runs every scenario that fits it through load.ts, R times, and prints one
+ * markdown table per scenario with medians and ratios to a reference peer.
+ *
+ *   deno run -A --unstable-net bench/run.ts [--smoke] [--only A,B] [--runs R]
+ *                                           [--idle N] [--out bench/RESULTS.md]
+ *
+ * --only takes server names (with or without extension) and/or scenario ids.
+ * A server whose file or runtime is missing is skipped with a printed note.
+ * --smoke: tiny durations, 1 run; exits 1 if a scenario gave no numbers or
+ * any byte error (it asserts nothing about speed).
+ *
+ * Server CPU: load.ts reads utime+stime of the server's /proc/PID/stat
+ * (all threads) just before and after the timed phase, so connection set-up
+ * and the generator's start-up are not counted.
+ */
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import {
+  errorText,
+  type LoadResult,
+  median,
+  numberOption,
+  type Scenario,
+  sleep,
+} from "./common.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const BENCH = fileURLToPath(new URL("./", import.meta.url));
+const CACHE = `${BENCH}.cache/`;
+const LOAD = `${BENCH}load.ts`;
+
+/** Seconds of each timed phase; 3 runs × ~2 s × ~40 (server, scenario)
+ * pairs keeps a full run near 7 minutes on 2 cores. */
+const FULL_DURATION_S = 2;
+const SMOKE_DURATION_S = 0.1;
+const DEFAULT_RUNS = 3;
+const DEFAULT_IDLE_CONNS = 1000;
+const SMOKE_IDLE_CONNS = 50;
+/** Wanted open-files limit for servers and load.ts: 10 000 idle
+ * connections need 10 000 descriptors on each side, and Go's io.Copy
+ * (splice through a pipe) 3 per connection. Raising the hard limit needs
+ * root; otherwise the hard limit is used. */
+const WANTED_NOFILE = 65_536;
+const READY_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 3_000;
+/** Beyond the timed phase, time allowed to one load.ts run, which has its
+ * own, shorter time-outs: this only catches a load.ts that hangs. */
+const LOAD_SLACK_MS = 120_000;
+const STDERR_TAIL = 2000;
+/** Plain error text from Deno children: no colours, no Rust backtrace. */
+const CHILD_ENV = { NO_COLOR: "1", RUST_BACKTRACE: "0" };
+
+type Kind = "sequential" | "concurrent" | "udp";
+type Runtime = "deno" | "python" | "uvloop" | "node" | "go";
+
+interface ServerDef {
+  name: string;
+  kind: Kind;
+  runtime: Runtime;
+  /** Path from the repository root. */
+  file: string;
+  /** Arguments after the file; "0" asks the system for a free port. */
+  args: string[];
+}
+
+const OURS = ["--port", "0", "--quiet"];
+const PEERS = "bench/peers/";
+
+/** Every server of the benchmark: adding one is adding one line. */
+// deno-fmt-ignore
+const SERVERS: ServerDef[] = [
+  { name: "tcp_echo.ts", kind: "sequential", runtime: "deno", file: "tcp_echo.ts", args: OURS },
+  { name: "select_echo.ts", kind: "concurrent", runtime: "deno", file: "select_echo.ts", args: OURS },
+  { name: "worker_echo.ts", kind: "concurrent", runtime: "deno", file: "worker_echo.ts", args: OURS },
+  { name: "udp_echo.ts", kind: "udp", runtime: "deno", file: "udp_echo.ts", args: OURS },
+  { name: "sheet_tcp_sequential.py", kind: "sequential", runtime: "python", file: `${PEERS}sheet_tcp_sequential.py`, args: ["0"] },
+  { name: "sheet_tcp_select.py", kind: "concurrent", runtime: "python", file: `${PEERS}sheet_tcp_select.py`, args: ["0"] },
+  { name: "sheet_tcp_thread.py", kind: "concurrent", runtime: "python", file: `${PEERS}sheet_tcp_thread.py`, args: ["0"] },
+  { name: "sheet_udp.py", kind: "udp", runtime: "python", file: `${PEERS}sheet_udp.py`, args: ["0"] },
+  { name: "asyncio_echo.py", kind: "concurrent", runtime: "python", file: `${PEERS}asyncio_echo.py`, args: ["0"] },
+  { name: "uvloop_echo.py", kind: "concurrent", runtime: "uvloop", file: `${PEERS}uvloop_echo.py`, args: ["0"] },
+  { name: "node_net.mjs", kind: "concurrent", runtime: "node", file: `${PEERS}node_net.mjs`, args: ["0"] },
+  { name: "node_dgram.mjs", kind: "udp", runtime: "node", file: `${PEERS}node_dgram.mjs`, args: ["0"] },
+  { name: "go_echo.go", kind: "concurrent", runtime: "go", file: `${PEERS}go_echo.go`, args: ["0"] },
+  { name: "go_udp.go", kind: "udp", runtime: "go", file: `${PEERS}go_udp.go`, args: ["0"] },
+];
+
+/** One column of a scenario's table: a value taken from each run's
+ * LoadResult, then the median over runs (or the sum, for error counts). */
+interface Column {
+  header: string;
+  value: (r: LoadResult) => number | undefined;
+  digits: number;
+  sum?: boolean;
+}
+
+const col = {
+  rate: (header: string): Column => ({
+    header,
+    value: (r) => r.ops_per_s,
+    digits: 0,
+  }),
+  p50: { header: "p50 ms", value: (r) => r.p50_ms, digits: 3 } as Column,
+  p99: { header: "p99 ms", value: (r) => r.p99_ms, digits: 3 } as Column,
+  fairness: {
+    header: "max/min per conn",
+    value: (r) => r.fairness,
+    digits: 2,
+  } as Column,
+  cpuPerOp: (header: string, scale = 1): Column => ({
+    header,
+    value: (r) =>
+      r.server_cpu_us_per_op === undefined
+        ? undefined
+        : r.server_cpu_us_per_op * scale,
+    digits: 1,
+  }),
+  loadCpu: {
+    header: "load CPU %",
+    value: (r) => r.load_cpu_pct,
+    digits: 0,
+  } as Column,
+  errors: {
+    header: "errors",
+    value: (r) => r.errors,
+    digits: 0,
+    sum: true,
+  } as Column,
+};
+
+interface ScenarioDef {
+  id: string;
+  title: string;
+  kinds: Kind[];
+  scenario: Scenario;
+  conns: number;
+  size: number;
+  /** Columns; the first one is the headline, compared to the reference. */
+  columns: Column[];
+  reference: string;
+  note?: string;
+  /** Start a new server process for each run: memory freed by earlier
+   * runs stays in the allocator and would hide the cost being measured. */
+  freshServer?: boolean;
+}
+
+const PINGPONG_COLUMNS = [
+  col.rate("msg/s"),
+  col.p50,
+  col.p99,
+  col.fairness,
+  col.cpuPerOp("server µs CPU/msg"),
+  col.loadCpu,
+  col.errors,
+];
+
+function scenarioDefs(idleConns: number): ScenarioDef[] {
+  return [
+    {
+      id: "pingpong-1x64",
+      title: "TCP ping-pong, 1 connection, 64 B messages",
+      kinds: ["sequential", "concurrent"],
+      scenario: "tcp-pingpong",
+      conns: 1,
+      size: 64,
+      columns: PINGPONG_COLUMNS,
+      reference: "node_net.mjs",
+    },
+    {
+      id: "pingpong-1x4k",
+      title: "TCP ping-pong, 1 connection, 4 KiB messages",
+      kinds: ["sequential", "concurrent"],
+      scenario: "tcp-pingpong",
+      conns: 1,
+      size: 4096,
+      columns: PINGPONG_COLUMNS,
+      reference: "node_net.mjs",
+      note: "A server that echoes with recv(1500) + send() answers 4 KiB in " +
+        "3 segments; Nagle holds the last ones until the client's delayed ACK " +
+        "(~40 ms): about 23 msg/s instead of thousands.",
+    },
+    {
+      id: "pingpong-64x64",
+      title: "TCP ping-pong, 64 connections, 64 B messages",
+      kinds: ["concurrent"],
+      scenario: "tcp-pingpong",
+      conns: 64,
+      size: 64,
+      columns: PINGPONG_COLUMNS,
+      reference: "node_net.mjs",
+    },
+    {
+      id: "bulk",
+      title: "TCP bulk, 1 connection, 64 KiB writes while reading",
+      kinds: ["sequential", "concurrent"],
+      scenario: "tcp-bulk",
+      conns: 1,
+      size: 65536,
+      columns: [
+        { header: "GB/s", value: (r) => r.gbytes_per_s, digits: 3 },
+        col.cpuPerOp("server CPU s/GB", 1000),
+        col.loadCpu,
+        col.errors,
+      ],
+      reference: "node_net.mjs",
+    },
+    {
+      id: "connect",
+      title: "Connections per second (connect, 16 B echo, close), 4 loops",
+      kinds: ["sequential", "concurrent"],
+      scenario: "tcp-connect",
+      conns: 4,
+      size: 16,
+      columns: [
+        col.rate("conn/s"),
+        col.p50,
+        col.p99,
+        col.cpuPerOp("server µs CPU/conn"),
+        col.errors,
+      ],
+      reference: "node_net.mjs",
+      note:
+        "Sequential servers get 1 loop (the others would wait in the backlog).",
+    },
+    {
+      id: "udp-8x64",
+      title: "UDP ping-pong, 8 sockets, 64 B datagrams, 200 ms timeout",
+      kinds: ["udp"],
+      scenario: "udp-pingpong",
+      conns: 8,
+      size: 64,
+      columns: [
+        col.rate("datagram/s"),
+        col.p50,
+        col.p99,
+        { header: "losses", value: (r) => r.losses, digits: 0, sum: true },
+        col.cpuPerOp("server µs CPU/datagram"),
+        col.loadCpu,
+        col.errors,
+      ],
+      reference: "node_dgram.mjs",
+    },
+    {
+      // Last: the connections it leaves behind cannot disturb another scenario.
+      id: "idle",
+      title: `Idle connections: ${idleConns} held open, server memory`,
+      kinds: ["concurrent"],
+      scenario: "tcp-idle",
+      conns: idleConns,
+      size: 8,
+      columns: [
+        { header: "KB RSS/conn", value: (r) => r.kb_per_conn, digits: 2 },
+        {
+          header: "RSS before MB",
+          value: (r) => mb(r.rss_before_kb),
+          digits: 1,
+        },
+        { header: "RSS after MB", value: (r) => mb(r.rss_after_kb), digits: 1 },
+        { header: "open s", value: (r) => r.open_s, digits: 2 },
+        { header: "accepted", value: (r) => r.ops, digits: 0 },
+        col.errors,
+      ],
+      reference: "node_net.mjs",
+      freshServer: true,
+      note: "RSS (VmRSS) delta after each connection did one 8 B echo; " +
+        "kernel socket buffers are not in RSS.",
+    },
+  ];
+}
+
+function mb(kb: number | undefined): number | undefined {
+  return kb === undefined ? undefined : kb / 1024;
+}
+
+// ---------------------------------------------------------------- options
+
+interface Options {
+  smoke: boolean;
+  runs: number;
+  durationS: number;
+  idleConns: number;
+  only: string[];
+  out?: string;
+}
+
+const USAGE = `Usage: deno run -A --unstable-net bench/run.ts [options]
+  --smoke        a few seconds: tiny durations, 1 run, checks bytes and numbers
+  --only LIST    comma-separated server names and/or scenario ids
+  --runs R       runs per scenario and server, median shown (default ${DEFAULT_RUNS})
+  --idle N       connections of the idle scenario (default ${DEFAULT_IDLE_CONNS})
+  --out FILE     also write the markdown report to FILE`;
+
+function parseOptions(args: string[]): Options {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      smoke: { type: "boolean", default: false },
+      only: { type: "string", default: "" },
+      runs: { type: "string" },
+      idle: { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const smoke = values.smoke;
+  return {
+    smoke,
+    runs: values.runs
+      ? numberOption("runs", values.runs, 1)
+      : smoke
+      ? 1
+      : DEFAULT_RUNS,
+    durationS: smoke ? SMOKE_DURATION_S : FULL_DURATION_S,
+    idleConns: values.idle
+      ? numberOption("idle", values.idle, 1)
+      : smoke
+      ? SMOKE_IDLE_CONNS
+      : DEFAULT_IDLE_CONNS,
+    only: values.only.split(",").map((s) => s.trim()).filter(Boolean),
+    out: values.out,
+  };
+}
+
+/** Does an --only item name this server or scenario? */
+function matches(item: string, name: string): boolean {
+  return item === name || item === name.replace(/\.[a-z]+$/, "");
+}
+
+// ---------------------------------------------------------------- runtimes
+
+/** Run a command, return its trimmed stdout+stderr, or null if it fails. */
+async function capture(
+  cmd: string,
+  args: string[],
+  env?: Record<string, string>,
+) {
+  try {
+    const out = await new Deno.Command(cmd, {
+      args,
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    const text = new TextDecoder().decode(out.stdout) +
+      new TextDecoder().decode(out.stderr);
+    return out.success ? text.trim() : null;
+  } catch {
+    return null; // not installed
+  }
+}
+
+/** Pythons tried in order: pyenv's on PATH, then Debian's, which is the one
+ * python3-uvloop installs for. */
+const PYTHONS = ["python3", "/usr/bin/python3"];
+
+async function firstPython(code: string): Promise<string | null> {
+  for (const python of PYTHONS) {
+    if (await capture(python, ["-c", code]) !== null) return python;
+  }
+  return null;
+}
+
+/** How to start each runtime, or why it cannot be; plus version strings. */
+interface Runtimes {
+  command: Partial<Record<Runtime, string>>;
+  missing: Partial<Record<Runtime, string>>;
+  versions: string[];
+}
+
+async function findRuntimes(): Promise<Runtimes> {
+  const rt: Runtimes = {
+    command: { deno: Deno.execPath() },
+    missing: {},
+    versions: [],
+  };
+  rt.versions.push(`deno ${Deno.version.deno}`);
+  const node = await capture("node", ["--version"]);
+  if (node) {
+    rt.command.node = "node";
+    rt.versions.push(`node ${node}`);
+  } else rt.missing.node = "node not found";
+  const python = await firstPython("pass");
+  if (python) {
+    rt.command.python = python;
+    rt.versions.push(`${python}: ${await capture(python, ["--version"])}`);
+  } else rt.missing.python = "python3 not found";
+  const uvloop = await firstPython("import uvloop");
+  if (uvloop) {
+    rt.command.uvloop = uvloop;
+    const v = await capture(uvloop, [
+      "-c",
+      "import sys, uvloop; print(sys.version.split()[0], uvloop.__version__)",
+    ]);
+    rt.versions.push(`uvloop (${uvloop} ${v?.replace(" ", ", uvloop ")})`);
+  } else {rt.missing.uvloop = `no python with uvloop (tried ${
+      PYTHONS.join(", ")
+    }; apt-get install python3-uvloop)`;}
+  const go = await capture("go", ["version"]);
+  if (go) {
+    rt.command.go = "go";
+    rt.versions.push(go.replace(/^go version /, "").replace(/ .*/, ""));
+  } else rt.missing.go = "go not found (apt-get install golang-go)";
+  return rt;
+}
+
+/** Build a Go peer into bench/.cache/ (gitignored), reusing a fresh binary. */
+async function buildGo(file: string): Promise<string> {
+  const source = `${ROOT}${file}`;
+  const binary = `${CACHE}${file.replace(/^.*\//, "").replace(/\.go$/, "")}`;
+  const built = await Deno.stat(binary).catch(() => null);
+  const src = await Deno.stat(source);
+  if (built?.mtime && src.mtime && built.mtime > src.mtime) return binary;
+  await Deno.mkdir(CACHE, { recursive: true });
+  const out = await new Deno.Command("go", {
+    args: ["build", "-o", binary, source],
+    env: { GOCACHE: `${CACHE}go-build`, GO111MODULE: "off" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(
+      `go build failed: ${new TextDecoder().decode(out.stderr).trim()}`,
+    );
+  }
+  return binary;
+}
+
+/** Our scripts run with exactly the flags of their task in deno.json
+ * (`deno run -N tcp_echo.ts`): the one place where their grants live. */
+async function taskFlags(file: string): Promise<string[]> {
+  const { tasks } = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  const words: string[] = tasks[file.replace(/\.ts$/, "")]?.split(/\s+/) ?? [];
+  const at = words.indexOf(file);
+  if (words[0] !== "deno" || words[1] !== "run" || at < 0) {
+    throw new Error(`deno.json has no task "deno run … ${file}"`);
+  }
+  return words.slice(2, at);
+}
+
+/** The command line of a server, or throws why it cannot run. */
+async function serverArgv(def: ServerDef, rt: Runtimes): Promise<string[]> {
+  const path = `${ROOT}${def.file}`;
+  if (!(await Deno.stat(path).catch(() => null))) {
+    throw new Error(`${def.file} not found`);
+  }
+  const command = rt.command[def.runtime];
+  if (!command) {
+    throw new Error(rt.missing[def.runtime] ?? `${def.runtime} missing`);
+  }
+  switch (def.runtime) {
+    case "deno":
+      return [
+        command,
+        "run",
+        ...(await taskFlags(def.file)),
+        path,
+        ...def.args,
+      ];
+    case "go":
+      return [await buildGo(def.file), ...def.args];
+    default:
+      return [command, path, ...def.args];
+  }
+}
+
+// ---------------------------------------------------------------- processes
+
+/** Run argv under a raised open-files limit (WANTED_NOFILE, or the hard
+ * limit when we may not raise it). `exec` keeps the PID, so /proc/PID is the
+ * program itself. */
+function withFileLimit(argv: string[]): [string, string[]] {
+  const script = `ulimit -n ${WANTED_NOFILE} 2>/dev/null || ` +
+    `ulimit -n "$(ulimit -Hn)"; exec "$@"`;
+  return ["sh", ["-c", script, "sh", ...argv]];
+}
+
+/** A running server, its port, and the tail of its stderr. */
+class Server {
+  stderrTail = "";
+  port = 0;
+  #child: Deno.ChildProcess;
+  #exited = false;
+  readonly status: Promise<Deno.CommandStatus>;
+
+  constructor(argv: string[]) {
+    const [cmd, args] = withFileLimit(argv);
+    this.#child = new Deno.Command(cmd, {
+      args,
+      cwd: ROOT,
+      env: CHILD_ENV,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.status = this.#child.status.then((s) => {
+      this.#exited = true;
+      return s;
+    });
+    this.#collectStderr().catch(() => {});
+  }
+
+  get pid() {
+    return this.#child.pid;
+  }
+
+  get alive() {
+    return !this.#exited;
+  }
+
+  async #collectStderr() {
+    for await (
+      const text of this.#child.stderr.pipeThrough(new TextDecoderStream())
+    ) {
+      this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL);
+    }
+  }
+
+  /** Read stdout until the ready line, then keep draining it so that a
+   * chatty server never blocks on a full pipe. */
+  async waitReady(): Promise<number> {
+    const reader = this.#child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let seen = "";
+    const timeout = sleep(READY_TIMEOUT_MS).then(() => null);
+    for (;;) {
+      const chunk = await Promise.race([reader.read(), timeout]);
+      if (chunk === null) {
+        throw new Error(`no ready line within ${READY_TIMEOUT_MS / 1000} s`);
+      }
+      if (chunk.done) throw new Error(`exited before its ready line`);
+      seen += chunk.value;
+      const port = readyPort(seen);
+      if (port) {
+        this.port = port;
+        (async () => {
+          while (!(await reader.read()).done) { /* discard */ }
+        })().catch(() => {});
+        return port;
+      }
+    }
+  }
+
+  /** SIGTERM, then SIGKILL if it does not exit in time; its exit code. */
+  async stop(): Promise<number> {
+    if (this.#exited) return (await this.status).code;
+    this.#child.kill("SIGTERM");
+    const stopped = await Promise.race([
+      this.status,
+      sleep(STOP_TIMEOUT_MS).then(() => null),
+    ]);
+    if (stopped) return stopped.code;
+    this.#child.kill("SIGKILL");
+    return (await this.status).code;
+  }
+}
+
+/** The end of a stderr text on one line, for the notes of the report. */
+function oneLine(text: string): string {
+  const cut = text.split("Stack backtrace:")[0];
+  return cut.replace(/\s+/g, " ").trim().slice(-300);
+}
+
+/** The port of a complete "listening on ..." line: our scripts print
+ * "... listening on [::]:PORT (...)", the peers "listening on PORT". */
+function readyPort(text: string): number | undefined {
+  for (const line of text.split("\n").slice(0, -1)) {
+    if (!line.includes("listening on")) continue;
+    const colon = [...line.matchAll(/:(\d+)/g)].pop();
+    const plain = line.match(/listening on (\d+)/);
+    const port = Number((colon ?? plain)?.[1]);
+    if (port > 0) return port;
+  }
+  return undefined;
+}
+
+async function startServer(argv: string[]): Promise<Server> {
+  const server = new Server(argv);
+  try {
+    await server.waitReady();
+    return server;
+  } catch (err) {
+    await server.stop();
+    throw new Error(
+      `${errorText(err)}; stderr: ${oneLine(server.stderrTail) || "(empty)"}`,
+    );
+  }
+}
+
+/** One load.ts run; its parsed JSON, or throws with its stderr. */
+async function runLoad(
+  sc: ScenarioDef,
+  conns: number,
+  server: Server,
+  durationS: number,
+) {
+  const args = [
+    // -A: Deno lets a script read another process's /proc/PID only then.
+    "run",
+    "-A",
+    "--unstable-net",
+    LOAD,
+    "--scenario",
+    sc.scenario,
+    "--port",
+    String(server.port),
+    "--conns",
+    String(conns),
+    "--size",
+    String(sc.size),
+    "--duration",
+    String(durationS),
+    "--server-pid",
+    String(server.pid),
+  ];
+  const [cmd, argv] = withFileLimit([Deno.execPath(), ...args]);
+  const child = new Deno.Command(cmd, {
+    args: argv,
+    env: CHILD_ENV,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(
+    () => child.kill("SIGKILL"),
+    durationS * 1000 + LOAD_SLACK_MS,
+  );
+  const out = await child.output();
+  clearTimeout(timer);
+  const stdout = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success || !stdout) {
+    const stderr = oneLine(new TextDecoder().decode(out.stderr));
+    throw new Error(`load.ts exit ${out.code}: ${stderr}`);
+  }
+  return JSON.parse(stdout) as LoadResult;
+}
+
+// ---------------------------------------------------------------- results
+
+interface Row {
+  server: string;
+  runs: LoadResult[];
+}
+
+/** Median (or sum) of a column over the runs of a row. */
+function aggregate(column: Column, runs: LoadResult[]): number | undefined {
+  const values = runs.map(column.value);
+  if (!column.sum) return median(values);
+  return values.reduce((a: number, v) => a + (v ?? 0), 0);
+}
+
+function formatNumber(value: number | undefined, digits: number): string {
+  if (value === undefined || !Number.isFinite(value)) return "—";
+  return value.toLocaleString("en-US", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}
+
+/** 2 decimals, or 2 significant digits for tiny ratios (Nagle stalls). */
+function formatRatio(ratio: number | undefined): string {
+  if (ratio === undefined || !Number.isFinite(ratio)) return "—";
+  return `${ratio >= 0.1 ? ratio.toFixed(2) : ratio.toPrecision(2)}×`;
+}
+
+function table(sc: ScenarioDef, rows: Row[], runs: number): string {
+  const [headline] = sc.columns;
+  const ref = rows.find((r) => r.server === sc.reference) ?? rows[0];
+  const refValue = ref ? aggregate(headline, ref.runs) : undefined;
+  const headers = [
+    "server",
+    headline.header,
+    `× ${ref?.server ?? "ref"}`,
+    ...sc.columns.slice(1).map((c) => c.header),
+  ];
+  const lines = [
+    `## ${sc.title}`,
+    "",
+    ...(sc.note ? [sc.note, ""] : []),
+    `Median of ${runs} run(s). Scenario id: \`${sc.id}\`.`,
+    "",
+    `| ${headers.join(" | ")} |`,
+    `|${headers.map((_, i) => (i ? " ---: " : " --- ")).join("|")}|`,
+  ];
+  for (const row of rows) {
+    const value = aggregate(headline, row.runs);
+    const ratio = value !== undefined && refValue
+      ? value / refValue
+      : undefined;
+    const cells = [
+      row.server,
+      formatNumber(value, headline.digits),
+      formatRatio(ratio),
+      ...sc.columns.slice(1).map((c) =>
+        formatNumber(aggregate(c, row.runs), c.digits)
+      ),
+    ];
+    lines.push(`| ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+async function machineHeader(rt: Runtimes, options: Options): Promise<string> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const model = cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown CPU";
+  return [
+    "# deno-sockets benchmark",
+    "",
+    `- Date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
+    `- Machine: ${navigator.hardwareConcurrency} cores, ${model}, Linux ${Deno.osRelease()}`,
+    `- Versions: ${rt.versions.join("; ")}`,
+    `- ${options.runs} run(s) per scenario and server, ${options.durationS} s each; ` +
+    `${
+      options.smoke
+        ? "SMOKE run: numbers are not meaningful."
+        : "medians shown."
+    }`,
+    "- Load generator: bench/load.ts (Deno, Web Workers, one per core), on the same " +
+    "2 cores as the server: `load CPU %` shows how much it took.",
+    "- Server CPU: utime+stime of /proc/PID/stat over the timed phase, per operation " +
+    "(10 ms resolution: meaningless when a run has few operations).",
+    "- Every echoed byte is verified; `errors` counts mismatches and failures.",
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------- main
+
+interface Plan {
+  server: ServerDef;
+  scenarios: ScenarioDef[];
+}
+
+function makePlan(options: Options, notes: string[]): Plan[] {
+  const scenarios = scenarioDefs(options.idleConns);
+  const scenarioIds = new Set(scenarios.map((s) => s.id));
+  const onlyServers = options.only.filter((o) => !scenarioIds.has(o));
+  const onlyScenarios = options.only.filter((o) => scenarioIds.has(o));
+  for (const item of onlyServers) {
+    if (!SERVERS.some((s) => matches(item, s.name))) {
+      notes.push(`--only: unknown name "${item}"`);
+    }
+  }
+  return SERVERS
+    .filter((s) =>
+      onlyServers.length === 0 || onlyServers.some((o) => matches(o, s.name))
+    )
+    .map((server) => ({
+      server,
+      scenarios: scenarios.filter((sc) =>
+        sc.kinds.includes(server.kind) &&
+        (onlyScenarios.length === 0 || onlyScenarios.includes(sc.id))
+      ),
+    }))
+    .filter((p) => p.scenarios.length > 0);
+}
+
+/** Run every scenario of one server, adding one row per scenario to
+ * `results`. A server whose file or runtime is missing is skipped (no
+ * rows); one that fails to start gets empty rows, which --smoke reports. */
+async function benchServer(
+  plan: Plan,
+  rt: Runtimes,
+  options: Options,
+  notes: string[],
+  results: Map<string, Row[]>,
+) {
+  const { server: def } = plan;
+  let argv: string[];
+  try {
+    argv = await serverArgv(def, rt);
+  } catch (err) {
+    notes.push(`skipped: ${def.name}: ${errorText(err)}`);
+    console.error(notes.at(-1));
+    return;
+  }
+  let server: Server | undefined;
+  let broken = false;
+  for (const sc of plan.scenarios) {
+    const conns = def.kind === "sequential" ? 1 : sc.conns;
+    const row: Row = { server: def.name, runs: [] };
+    results.get(sc.id)!.push(row);
+    for (let run = 0; run < options.runs && !broken; run++) {
+      if (server && (sc.freshServer || !server.alive)) {
+        await retire(server, def.name, notes);
+        server = undefined;
+      }
+      try {
+        if (!server) {
+          server = await startServer(argv);
+        }
+      } catch (err) {
+        broken = true;
+        notes.push(`${def.name} did not start: ${errorText(err)}`);
+        console.error(`  ${notes.at(-1)}`);
+        break;
+      }
+      try {
+        const result = await runLoad(sc, conns, server, options.durationS);
+        row.runs.push(result);
+        console.error(
+          `  ${def.name} ${sc.id} run ${run + 1}: ${summary(result)}`,
+        );
+      } catch (err) {
+        notes.push(
+          `${def.name} ${sc.id} run ${run + 1} failed: ${errorText(err)}`,
+        );
+        console.error(`  ${notes.at(-1)}`);
+      }
+    }
+  }
+  if (server) await retire(server, def.name, notes);
+}
+
+/** Stop a server and note how it ended if not cleanly: a crash during the
+ * runs (with its stderr), or a non-zero exit on SIGTERM. */
+async function retire(server: Server, name: string, notes: string[]) {
+  if (!server.alive) {
+    const { code } = await server.status;
+    notes.push(`${name} died (exit ${code}): ${oneLine(server.stderrTail)}`);
+    return;
+  }
+  const code = await server.stop();
+  if (code) notes.push(`${name} exited with code ${code} on SIGTERM`);
+}
+
+function summary(r: LoadResult): string {
+  const rate = r.unit === "byte"
+    ? `${r.gbytes_per_s} GB/s`
+    : `${r.ops_per_s} ${r.unit}/s`;
+  const idle = r.kb_per_conn === undefined ? "" : `, ${r.kb_per_conn} KB/conn`;
+  return `${
+    r.scenario === "tcp-idle" ? `${r.ops} accepted` : rate
+  }${idle}, errors ${r.errors}`;
+}
+
+/** Smoke check: every (server, scenario) gave numbers and no byte errors. */
+function smokeFailures(results: Map<string, Row[]>): string[] {
+  const failures: string[] = [];
+  for (const [id, rows] of results) {
+    for (const row of rows) {
+      const r = row.runs[0];
+      if (!r) failures.push(`${row.server} ${id}: no numbers`);
+      else if (r.ops === 0) {
+        failures.push(`${row.server} ${id}: zero operations`);
+      } else if (r.errors > 0) {
+        failures.push(
+          `${row.server} ${id}: ${r.errors} errors: ${
+            r.error_samples.join("; ")
+          }`,
+        );
+      }
+    }
+  }
+  return failures;
+}
+
+async function main(): Promise<number> {
+  let options: Options;
+  try {
+    options = parseOptions(Deno.args);
+  } catch (err) {
+    console.error(`run.ts: ${errorText(err)}\n${USAGE}`);
+    return 2;
+  }
+  const notes: string[] = [];
+  const rt = await findRuntimes();
+  const plans = makePlan(options, notes);
+  const scenarios = scenarioDefs(options.idleConns);
+  const results = new Map(scenarios.map((sc) => [sc.id, [] as Row[]]));
+  for (const plan of plans) {
+    console.error(`${plan.server.name}:`);
+    await benchServer(plan, rt, options, notes, results);
+  }
+  const sections = scenarios
+    .filter((sc) => results.get(sc.id)!.length > 0)
+    .map((sc) => table(sc, results.get(sc.id)!, options.runs));
+  const report = [
+    await machineHeader(rt, options),
+    ...sections,
+    notes.length ? `## Notes\n\n${notes.map((n) => `- ${n}`).join("\n")}` : "",
+  ].join("\n\n").trim() + "\n";
+  console.log(report);
+  if (options.out) await Deno.writeTextFile(options.out, report);
+  if (!options.smoke) return 0;
+  const failures = smokeFailures(results);
+  for (const f of failures) console.error(`SMOKE FAIL: ${f}`);
+  console.error(
+    failures.length ? `smoke: ${failures.length} failure(s)` : "smoke: ok",
+  );
+  return failures.length ? 1 : 0;
+}
+
+if (import.meta.main) Deno.exit(await main());
