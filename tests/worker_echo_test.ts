@@ -1,0 +1,530 @@
+/**
+ * worker_echo.ts against real sockets: the threaded echo server of sheet 000
+ * §2.2 (Web Workers sharing one port), started exactly as its task in
+ * deno.json runs it.
+ */
+
+import assert from "node:assert/strict";
+import {
+  awkwardBytes,
+  closeQuietly,
+  connect,
+  copyAlone,
+  echoRoundTrip,
+  escapeRegExp,
+  firstDifference,
+  IPV4,
+  patternBytes,
+  readToEnd,
+  ROOT_DIR,
+  runScript,
+  sameBytes,
+  shownAddress,
+  startServer,
+  taskFlags,
+  testBothFamilies,
+  text,
+  utf8,
+  within,
+  writeAll,
+} from "./helpers.ts";
+import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
+import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
+
+const SCRIPT = "worker_echo.ts";
+const RUN_LINE =
+  "deno run -N --allow-read=worker_echo.ts --unstable-net worker_echo.ts";
+
+testServerCommandLine({
+  script: SCRIPT,
+  async probe(server) {
+    // The lone copy's threads load the copy itself: they must be up.
+    assert.match(server.readyLine, /, \d+ threads?$/);
+    const conns = await Promise.all(
+      [1, 2].map(() => connect(IPV4, server.port)),
+    );
+    try {
+      for (const [i, conn] of conns.entries()) {
+        const payload = utf8(`copied and run alone ${i}\n`);
+        assert.deepEqual(await echoRoundTrip(conn, payload), payload);
+      }
+    } finally {
+      for (const conn of conns) conn.close();
+    }
+  },
+});
+
+for (
+  const [args, line] of [
+    [["--threads", "0"], 'Invalid --threads "0"'],
+    [["--threads", "257"], 'Invalid --threads "257"'],
+    [["--threads", "two"], 'Invalid --threads "two"'],
+    [["--max-clients", "0"], 'Invalid --max-clients "0"'],
+    [["--idle-timeout", "1m"], 'Invalid --idle-timeout "1m"'],
+  ] as const
+) {
+  Deno.test(`worker_echo: ${args.join(" ")} is a usage error, exit 2`, async () => {
+    await using child = runScript(SCRIPT, [...args]);
+    const done = await child.finished();
+    assert.equal(done.code, 2);
+    assert.ok(
+      done.stderr.startsWith(`worker_echo: ${line}`),
+      done.stderr.split("\n")[0],
+    );
+    assert.match(
+      done.stderr,
+      new RegExp(`^Usage: ${escapeRegExp(RUN_LINE)}`, "m"),
+    );
+  });
+}
+
+Deno.test("worker_echo: the task's run line is the documented one", () => {
+  assert.deepEqual(taskFlags(SCRIPT), RUN_LINE.split(" ").slice(2, -1));
+});
+
+Deno.test("started without --unstable-net (a lone copy): one line with the command, exit 1, not Deno's exit 70", async () => {
+  const dir = await copyAlone(SCRIPT);
+  try {
+    await using child = runScript(SCRIPT, ["--port", "0"], {
+      cwd: dir,
+      flags: ["-N", "--allow-read=worker_echo.ts"],
+    });
+    const done = await child.finished();
+    assert.equal(done.code, 1);
+    assert.equal(
+      done.stderr,
+      `worker_echo: Threads sharing a port need the --unstable-net flag: run it as: ${RUN_LINE}`,
+    );
+    assert.equal(done.stdout, "");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("run from another folder, the threads could not read the script: one line, exit 1", async () => {
+  // --allow-read=worker_echo.ts is relative to the current folder.
+  const elsewhere = await Deno.makeTempDir({ prefix: "deno-sockets-cwd-" });
+  try {
+    await using child = runScript(`${ROOT_DIR}${SCRIPT}`, ["--port", "0"], {
+      cwd: elsewhere,
+      flags: taskFlags(SCRIPT),
+    });
+    const done = await child.finished();
+    assert.equal(done.code, 1);
+    assert.equal(
+      done.stderr,
+      `worker_echo: Read permission missing (each thread reads worker_echo.ts again): run it from its folder as: ${RUN_LINE}`,
+    );
+    assert.equal(done.stdout, "");
+  } finally {
+    await Deno.remove(elsewhere, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Listening and logging
+
+Deno.test("ready line gives the real port and the threads; IPv4 and IPv6 on that one port", async () => {
+  await using server = await startServer(SCRIPT, ["--threads", "3"]);
+  assert.match(
+    server.readyLine,
+    /^worker_echo: listening on \[::\]:\d+ \(IPv4 and IPv6\), 3 threads$/,
+  );
+  assert.notEqual(server.port, 0);
+  // One listening socket per thread, all on the same port, all this process's.
+  assert.equal(listenersOn(server.port, server.pid), 3);
+  const conns = await Promise.all(
+    ["127.0.0.1", "::1"].map((hostname) =>
+      Deno.connect({ hostname, port: server.port })
+    ),
+  );
+  try {
+    for (const conn of conns) {
+      const payload = utf8(`hello over ${conn.localAddr.hostname}`);
+      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
+    }
+  } finally {
+    for (const conn of conns) conn.close();
+  }
+});
+
+Deno.test("--threads defaults to one thread per CPU", async () => {
+  await using server = await startServer(SCRIPT);
+  const cpus = navigator.hardwareConcurrency;
+  assert.ok(
+    server.readyLine.endsWith(`, ${cpus} thread${cpus === 1 ? "" : "s"}`),
+    server.readyLine,
+  );
+  assert.equal(listenersOn(server.port, server.pid), cpus);
+});
+
+testBothFamilies(
+  "one line per client arriving and leaving, with its thread and real address",
+  async (family) => {
+    await using server = await startServer(SCRIPT, ["--threads", "2"]);
+    const conn = await connect(family, server.port);
+    const shown = shownAddress(conn.localAddr);
+    const payload = utf8("12345");
+    assert.deepEqual(await echoRoundTrip(conn, payload), payload);
+    conn.close();
+    const left = await server.stdout.waitFor(
+      new RegExp(
+        `^worker_echo: \\[[12]\\] ${
+          escapeRegExp(shown)
+        } left after 5 bytes echoed$`,
+      ),
+    );
+    const thread = left.match(/\[(\d)\]/)![1];
+    assert.ok(
+      server.stdout.lines.includes(
+        `worker_echo: [${thread}] ${shown} connected`,
+      ),
+      server.stdout.text,
+    );
+    assert.doesNotMatch(server.stdout.text, /::ffff:/);
+    const done = await server.stop();
+    assert.equal(done.code, 0);
+    assert.match(
+      done.stdout,
+      /^worker_echo: stopped by SIGINT: 1 clients, 5 bytes echoed$/m,
+    );
+    assert.equal(done.stderr, "");
+  },
+);
+
+Deno.test("--quiet leaves only the ready line and the summary", async () => {
+  await using server = await startServer(SCRIPT, ["--quiet", "--threads", "2"]);
+  const conn = await connect(IPV4, server.port);
+  assert.deepEqual(await echoRoundTrip(conn, utf8("x")), utf8("x"));
+  conn.close();
+  const done = await server.stop("SIGTERM");
+  assert.equal(done.code, 0);
+  const lines = done.stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 2, done.stdout);
+  assert.match(
+    lines[1],
+    /^worker_echo: stopped by SIGTERM: 1 clients, [01] bytes echoed$/,
+  );
+});
+
+// ---------------------------------------------------------------------------
+// Several threads
+
+Deno.test("the kernel spreads clients over the threads; their lines never mix", async () => {
+  await using server = await startServer(SCRIPT, ["--threads", "2"]);
+  const count = 60;
+  // Open and close one after another: each client has a new port, hence
+  // a new hash, hence a thread drawn again. All 60 on one thread of two:
+  // a chance of 2 in 2^60.
+  for (let i = 0; i < count; i++) {
+    const conn = await connect(IPV4, server.port);
+    try {
+      const payload = utf8(`client ${i}`);
+      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
+    } finally {
+      conn.close();
+    }
+  }
+  const done = await server.stop();
+  assert.equal(done.code, 0);
+  assert.equal(done.stderr, "");
+  const lines = done.stdout.trimEnd().split("\n");
+  const clientLines = lines.slice(1, -1);
+  assert.equal(clientLines.length, 2 * count, done.stdout);
+  const threads = new Set<string>();
+  for (const line of clientLines) {
+    // Every line whole: written by two threads at once, none is cut.
+    const match = line.match(
+      /^worker_echo: \[([12])\] 127\.0\.0\.1:\d+ (connected|left after \d+ bytes echoed)$/,
+    );
+    assert.ok(match, `malformed line: ${JSON.stringify(line)}`);
+    threads.add(match[1]);
+  }
+  assert.deepEqual([...threads].sort(), ["1", "2"]);
+  assert.match(
+    lines.at(-1)!,
+    /^worker_echo: stopped by SIGINT: 60 clients, \d+ bytes echoed$/,
+  );
+});
+
+Deno.test("--threads 1 serves many clients at once too (each thread is an event loop)", async () => {
+  await using server = await startServer(SCRIPT, ["--threads", "1", "--quiet"]);
+  const conns = await Promise.all(
+    Array.from({ length: 20 }, () => connect(IPV4, server.port)),
+  );
+  try {
+    await Promise.all(conns.map(async (conn, i) => {
+      const payload = patternBytes(10_000, i + 1);
+      const echo = await echoRoundTrip(conn, payload);
+      assert.ok(
+        sameBytes(echo, payload),
+        `client ${i}: ${firstDifference(echo, payload)}`,
+      );
+    }));
+  } finally {
+    for (const conn of conns) conn.close();
+  }
+});
+
+Deno.test("--max-clients is per thread: with one thread, one more client is refused", async () => {
+  await using server = await startServer(SCRIPT, [
+    "--threads",
+    "1",
+    "--max-clients",
+    "1",
+  ]);
+  const first = await connect(IPV4, server.port);
+  const conns = [first];
+  try {
+    assert.deepEqual(await echoRoundTrip(first, utf8("in")), utf8("in"));
+    const second = await connect(IPV4, server.port);
+    conns.push(second);
+    assert.deepEqual(await readToEnd(second), new Uint8Array(0));
+    await server.stdout.waitFor(
+      new RegExp(
+        `^worker_echo: \\[1\\] 127\\.0\\.0\\.1:${second.localAddr.port} refused: 1 clients already \\(--max-clients 1\\)$`,
+      ),
+    );
+  } finally {
+    for (const conn of conns) closeQuietly(conn);
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Echo
+
+testBothFamilies(
+  "echoes any bytes exactly: all 256 values, invalid UTF-8, NUL",
+  async (family) => {
+    await using server = await startServer(SCRIPT, ["--threads", "2"]);
+    const conn = await connect(family, server.port);
+    try {
+      const payload = awkwardBytes();
+      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
+    } finally {
+      conn.close();
+    }
+  },
+);
+
+testBothFamilies(
+  "16 clients streaming 2 MiB each at once, over the threads, get exactly their own bytes",
+  async (family) => {
+    await using server = await startServer(SCRIPT, [
+      "--threads",
+      "2",
+      "--quiet",
+    ]);
+    const conns = await Promise.all(
+      Array.from({ length: 16 }, () => connect(family, server.port)),
+    );
+    try {
+      await Promise.all(conns.map(async (conn, i) => {
+        const payload = patternBytes(2 * 1024 * 1024, 100 + i);
+        const echo = await echoRoundTrip(conn, payload);
+        assert.ok(
+          sameBytes(echo, payload),
+          `client ${i}: ${firstDifference(echo, payload)}`,
+        );
+      }));
+    } finally {
+      for (const conn of conns) conn.close();
+    }
+  },
+);
+
+Deno.test("half-close: everything sent is echoed, then the server closes", async () => {
+  await using server = await startServer(SCRIPT, ["--threads", "2"]);
+  const conn = await connect(IPV4, server.port);
+  try {
+    const payload = patternBytes(300_000, 3);
+    await writeAll(conn, payload);
+    await conn.closeWrite();
+    const echo = await readToEnd(conn);
+    assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test(
+  "TCP_NODELAY is set on the connections every thread accepts (read from the kernel)",
+  { ignore: sockoptProbeMissing() !== "" },
+  async () => {
+    await using server = await startServer(SCRIPT, ["--threads", "2"]);
+    const conns = await Promise.all(
+      [1, 2, 3, 4].map(() => connect(IPV4, server.port)),
+    );
+    try {
+      for (const conn of conns) {
+        assert.deepEqual(await echoRoundTrip(conn, utf8("n")), utf8("n"));
+      }
+      assert.deepEqual(nodelayOfConnections(server.pid), [1, 1, 1, 1]);
+    } finally {
+      for (const conn of conns) conn.close();
+    }
+  },
+);
+
+// ---------------------------------------------------------------------------
+// A thread that dies
+
+const destroyMissing = await destroyListenersMissing();
+
+Deno.test({
+  name: destroyMissing
+    ? `a thread whose listener is destroyed (ss -K) dies and is replaced; the process lives on (ignored: ${destroyMissing})`
+    : "a thread whose listener is destroyed (ss -K) dies and is replaced; the process lives on",
+  ignore: destroyMissing !== "",
+  async fn() {
+    // One thread: without a replacement, nobody would listen any more.
+    await using server = await startServer(SCRIPT, ["--threads", "1"]);
+    const before = await connect(IPV4, server.port);
+    try {
+      assert.deepEqual(
+        await echoRoundTrip(before, utf8("12345")),
+        utf8("12345"),
+      );
+      await destroyListeners(server.port);
+      await server.stderr.waitFor(
+        /^worker_echo: \[1\] thread died: its listener broke: Invalid argument \(os error 22\); starting another in 100 ms$/,
+      );
+      await server.stderr.waitFor(/^worker_echo: \[1\] new thread listening$/);
+      // The dead thread took its client with it.
+      await within(
+        readToEnd(before).catch(() => new Uint8Array(0)),
+        "the dead thread's client to be closed",
+      );
+    } finally {
+      before.close();
+    }
+    assert.equal(listenersOn(server.port, server.pid), 1);
+    const after = await connect(IPV4, server.port);
+    try {
+      assert.deepEqual(await echoRoundTrip(after, utf8("abc")), utf8("abc"));
+    } finally {
+      after.close();
+    }
+    await server.stdout.waitFor(/ left after 3 bytes echoed$/);
+    const done = await server.stop();
+    assert.equal(done.code, 0);
+    // The dead thread's counts were not lost: it reported them as it died.
+    assert.match(
+      done.stdout,
+      /^worker_echo: stopped by SIGINT: 2 clients, 3 bytes echoed$/m,
+    );
+    assertNoStackTrace(done.stderr);
+    assert.equal(done.stderr.trimEnd().split("\n").length, 2, done.stderr);
+  },
+});
+
+// ---------------------------------------------------------------------------
+// Shutdown
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.test(`${signal} closes every client of every thread, sums their counts, exits 0`, async () => {
+    await using server = await startServer(SCRIPT, ["--threads", "2"]);
+    const count = 16;
+    const conns: Deno.TcpConn[] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        const conn = await connect(IPV4, server.port);
+        conns.push(conn);
+        assert.deepEqual(await echoRoundTrip(conn, utf8("bye")), utf8("bye"));
+      }
+      const done = await server.stop(signal);
+      assert.equal(done.code, 0);
+      assert.equal(done.stderr, "");
+      assert.match(
+        done.stdout,
+        new RegExp(
+          `^worker_echo: stopped by ${signal}: ${count} clients, ${
+            3 * count
+          } bytes echoed$`,
+          "m",
+        ),
+      );
+      const closed = done.stdout.match(
+        /^worker_echo: \[(\d)\] \S+ was closed at shutdown after 3 bytes echoed$/gm,
+      ) ?? [];
+      assert.equal(closed.length, count, done.stdout);
+      // Both threads had clients to close: the sum is over threads.
+      assert.equal(new Set(closed.map((l) => l.match(/\[(\d)\]/)![1])).size, 2);
+      for (const conn of conns) {
+        assert.deepEqual(await readToEnd(conn), new Uint8Array(0));
+      }
+    } finally {
+      for (const conn of conns) conn.close();
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+// candidates for helpers.ts
+
+/** How many TCP sockets listen on `port` and belong to process `pid`
+ * (Linux /proc): one per thread here. */
+function listenersOn(port: number, pid: number): number {
+  const inodes = new Set<string>();
+  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      const target = Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`);
+      const inode = target.match(/^socket:\[(\d+)\]$/)?.[1];
+      if (inode) inodes.add(inode);
+    } catch {
+      // Closed while we looked.
+    }
+  }
+  let count = 0;
+  for (const table of ["tcp", "tcp6"]) {
+    const rows = Deno.readTextFileSync(`/proc/net/${table}`).split("\n");
+    for (const row of rows.slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const localPort = parseInt(f[1].split(":")[1], 16);
+      if (f[3] === "0A" && localPort === port && inodes.has(f[9])) count++;
+    }
+  }
+  return count;
+}
+
+/** Destroys the listening TCP sockets on `port` (SOCK_DESTROY, as an
+ * administrator's `ss -K` does): accept() on them then fails with EINVAL.
+ * The port must be one a test's own server holds. */
+async function destroyListeners(port: number): Promise<void> {
+  assert.ok(Number.isInteger(port) && port > 1024, `bad port ${port}`);
+  const out = await new Deno.Command("ss", {
+    args: ["-K", "-t", "-l", "-n", `sport = :${port}`],
+  }).output();
+  assert.ok(out.success, text(out.stderr));
+}
+
+/** Why destroyListeners() cannot work here (no ss, no CAP_NET_ADMIN, a
+ * kernel without CONFIG_INET_DIAG_DESTROY), or "" when it can: tried on a
+ * listener of our own. */
+async function destroyListenersMissing(): Promise<string> {
+  if (Deno.build.os !== "linux") return "ss -K needs Linux";
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    await destroyListeners(listener.addr.port);
+  } catch (err) {
+    listener.close();
+    return `ss -K fails: ${(err as Error).message.split("\n")[0]}`;
+  }
+  const accepted = listener.accept().then(
+    (conn) => {
+      conn.close();
+      return "ss -K left the listener working";
+    },
+    (err) =>
+      (err as { code?: string }).code === "EINVAL"
+        ? ""
+        : `accept failed with ${(err as Error).message}`,
+  );
+  const result = await within(accepted, "", 2000).catch(() =>
+    "ss -K did not destroy the listener (CAP_NET_ADMIN? CONFIG_INET_DIAG_DESTROY?)"
+  );
+  closeQuietly(listener);
+  await accepted;
+  return result;
+}
