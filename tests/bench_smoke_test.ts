@@ -19,7 +19,14 @@ Deno.test("bench:smoke runs every scenario against every server it finds", async
   assert.equal(done.code, 0, `${done.stdout}\n${done.stderr}`);
   assert.match(done.stderr, /^smoke: ok$/m);
   // Every one of our servers that exists was measured, not skipped.
-  for (const script of ["tcp_echo.ts", "select_echo.ts", "udp_echo.ts"]) {
+  for (
+    const script of [
+      "tcp_echo.ts",
+      "select_echo.ts",
+      "worker_echo.ts",
+      "udp_echo.ts",
+    ]
+  ) {
     assert.match(
       done.stdout,
       new RegExp(`^\\| ${script.replace(".", "\\.")} \\|`, "m"),
