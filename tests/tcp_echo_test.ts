@@ -5,13 +5,11 @@
 
 import assert from "node:assert/strict";
 import {
-  awkwardBytes,
   closeQuietly,
   connect,
   echoRoundTrip,
   escapeRegExp,
   eventually,
-  firstDifference,
   IPV4,
   patternBytes,
   prlimitMissing,
@@ -19,7 +17,6 @@ import {
   readToEnd,
   resetAfterEcho,
   rssBytes,
-  sameBytes,
   setSoftFileLimit,
   startServer,
   stillPending,
@@ -27,6 +24,7 @@ import {
   utf8,
   writeAll,
 } from "./helpers.ts";
+import { testEchoesBytes } from "./echo_contract.ts";
 import { testServerCommandLine } from "./server_cli.ts";
 import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
 
@@ -115,48 +113,7 @@ Deno.test("--quiet leaves only the ready line and the summary", async () => {
 // ---------------------------------------------------------------------------
 // Echo
 
-testBothFamilies(
-  "echoes any bytes exactly: all 256 values, invalid UTF-8, NUL",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    const conn = await connect(family, server.port);
-    try {
-      const payload = awkwardBytes();
-      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-    } finally {
-      conn.close();
-    }
-  },
-);
-
-testBothFamilies("echoes an 8 MiB payload byte for byte", async (family) => {
-  await using server = await startServer(SCRIPT);
-  const conn = await connect(family, server.port);
-  try {
-    const payload = patternBytes(8 * 1024 * 1024, 7);
-    const echo = await echoRoundTrip(conn, payload);
-    assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
-  } finally {
-    conn.close();
-  }
-});
-
-testBothFamilies(
-  "half-close: everything sent is echoed, then the server closes",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    const conn = await connect(family, server.port);
-    try {
-      const payload = patternBytes(300_000, 3);
-      await writeAll(conn, payload);
-      await conn.closeWrite(); // we are done sending, still reading
-      const echo = await readToEnd(conn);
-      assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
-    } finally {
-      conn.close();
-    }
-  },
-);
+testEchoesBytes(SCRIPT);
 
 Deno.test(
   "TCP_NODELAY is set on the accepted connection (read from the kernel)",

@@ -6,7 +6,6 @@
 
 import assert from "node:assert/strict";
 import {
-  awkwardBytes,
   closeQuietly,
   connect,
   copyAlone,
@@ -26,8 +25,8 @@ import {
   text,
   utf8,
   within,
-  writeAll,
 } from "./helpers.ts";
+import { testEchoesBytes } from "./echo_contract.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
 import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
 
@@ -293,19 +292,7 @@ Deno.test("--max-clients is per thread: with one thread, one more client is refu
 // ---------------------------------------------------------------------------
 // Echo
 
-testBothFamilies(
-  "echoes any bytes exactly: all 256 values, invalid UTF-8, NUL",
-  async (family) => {
-    await using server = await startServer(SCRIPT, ["--threads", "2"]);
-    const conn = await connect(family, server.port);
-    try {
-      const payload = awkwardBytes();
-      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-    } finally {
-      conn.close();
-    }
-  },
-);
+testEchoesBytes(SCRIPT, ["--threads", "2"]);
 
 testBothFamilies(
   "16 clients streaming 2 MiB each at once, over the threads, get exactly their own bytes",
@@ -332,20 +319,6 @@ testBothFamilies(
     }
   },
 );
-
-Deno.test("half-close: everything sent is echoed, then the server closes", async () => {
-  await using server = await startServer(SCRIPT, ["--threads", "2"]);
-  const conn = await connect(IPV4, server.port);
-  try {
-    const payload = patternBytes(300_000, 3);
-    await writeAll(conn, payload);
-    await conn.closeWrite();
-    const echo = await readToEnd(conn);
-    assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
-  } finally {
-    conn.close();
-  }
-});
 
 Deno.test(
   "TCP_NODELAY is set on the connections every thread accepts (read from the kernel)",
