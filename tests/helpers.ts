@@ -585,6 +585,18 @@ export async function setSoftFileLimit(pid: number, limit: number) {
   }
 }
 
+/** The soft descriptor limit that leaves process `pid` exactly `room`
+ * free descriptors: its accept() after `room` more clients fails with
+ * EMFILE. */
+export function limitLeaving(pid: number, room: number): number {
+  const open = new Set(
+    [...Deno.readDirSync(`/proc/${pid}/fd`)].map((e) => Number(e.name)),
+  );
+  let limit = 0;
+  for (let free = 0; free < room; limit++) if (!open.has(limit)) free++;
+  return limit;
+}
+
 /** Why script(1) cannot run a command on a pseudo-terminal here, or "". */
 export const ptyMissing = Deno.build.os !== "linux"
   ? "script(1) options are util-linux's"

@@ -5,26 +5,30 @@
 
 import assert from "node:assert/strict";
 import {
-  awkwardBytes,
   closeQuietly,
   connect,
   echoRoundTrip,
+  escapeRegExp,
   eventually,
   firstDifference,
   IPV4,
+  limitLeaving,
   patternBytes,
+  prlimitMissing,
   readExactly,
   readToEnd,
   resetAfterEcho,
   rssBytes,
   runScript,
   sameBytes,
+  setSoftFileLimit,
   startServer,
   stillPending,
   testBothFamilies,
   utf8,
   writeAll,
 } from "./helpers.ts";
+import { testEchoesBytes } from "./echo_contract.ts";
 import { testServerCommandLine } from "./server_cli.ts";
 import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
 
@@ -109,7 +113,9 @@ testBothFamilies(
     assert.deepEqual(await echoRoundTrip(conn, payload), payload);
     conn.close();
     await server.stdout.waitFor(
-      new RegExp(`^select_echo: ${escape(shown)} left after 5 bytes echoed$`),
+      new RegExp(
+        `^select_echo: ${escapeRegExp(shown)} left after 5 bytes echoed$`,
+      ),
     );
     assert.ok(server.stdout.lines.includes(`select_echo: ${shown} connected`));
     assert.doesNotMatch(server.stdout.text, /::ffff:/);
@@ -138,55 +144,10 @@ Deno.test("--quiet leaves only the ready line and the summary", async () => {
   );
 });
 
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
 // ---------------------------------------------------------------------------
 // Echo
 
-testBothFamilies(
-  "echoes any bytes exactly: all 256 values, invalid UTF-8, NUL",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    const conn = await connect(family, server.port);
-    try {
-      const payload = awkwardBytes();
-      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-    } finally {
-      conn.close();
-    }
-  },
-);
-
-testBothFamilies("echoes an 8 MiB payload byte for byte", async (family) => {
-  await using server = await startServer(SCRIPT);
-  const conn = await connect(family, server.port);
-  try {
-    const payload = patternBytes(8 * 1024 * 1024, 7);
-    const echo = await echoRoundTrip(conn, payload);
-    assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
-  } finally {
-    conn.close();
-  }
-});
-
-testBothFamilies(
-  "half-close: everything sent is echoed, then the server closes",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    const conn = await connect(family, server.port);
-    try {
-      const payload = patternBytes(300_000, 3);
-      await writeAll(conn, payload);
-      await conn.closeWrite(); // we are done sending, still reading
-      const echo = await readToEnd(conn);
-      assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
-    } finally {
-      conn.close();
-    }
-  },
-);
+testEchoesBytes(SCRIPT);
 
 Deno.test(
   "TCP_NODELAY is set on every accepted connection (read from the kernel)",
@@ -470,16 +431,11 @@ Deno.test("without --idle-timeout a silent client stays connected", async () => 
 // ---------------------------------------------------------------------------
 // Out of file descriptors
 
-const prlimitMissing = await new Deno.Command("prlimit", {
-  args: ["--version"],
-})
-  .output().then((o) => o.success ? "" : "prlimit fails", () => "no prlimit");
-
 Deno.test({
   name: prlimitMissing
     ? `out of file descriptors: stays up, backs off, serves again once some free (ignored: ${prlimitMissing})`
     : "out of file descriptors: stays up, backs off, serves again once some free",
-  ignore: prlimitMissing !== "" || Deno.build.os !== "linux",
+  ignore: prlimitMissing !== "",
   async fn() {
     // Half a second after start, Deno's own update check opens the CA
     // certificates (NODE_EXTRA_CA_CERTS); out of descriptors, it warns on
@@ -577,26 +533,4 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       for (const conn of conns) conn.close();
     }
   });
-}
-
-// ---------------------------------------------------------------------------
-// candidates for helpers.ts
-
-/** The soft descriptor limit that leaves process `pid` exactly `room`
- * free descriptors: its accept() after `room` more clients fails with
- * EMFILE. */
-function limitLeaving(pid: number, room: number): number {
-  const open = new Set(
-    [...Deno.readDirSync(`/proc/${pid}/fd`)].map((e) => Number(e.name)),
-  );
-  let limit = 0;
-  for (let free = 0; free < room; limit++) if (!open.has(limit)) free++;
-  return limit;
-}
-
-async function setSoftFileLimit(pid: number, limit: number): Promise<void> {
-  const out = await new Deno.Command("prlimit", {
-    args: ["--pid", String(pid), `--nofile=${limit}:`],
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
 }
