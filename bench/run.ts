@@ -176,20 +176,34 @@ function scenarioDefs(idleConns: number): ScenarioDef[] {
       conns: 1,
       size: 4096,
       columns: PINGPONG_COLUMNS,
-      reference: "node_net.mjs",
+      reference: "sheet_tcp_sequential.py",
       note: "A server that echoes with recv(1500) + send() answers 4 KiB in " +
         "3 segments; Nagle holds the last ones until the client's delayed ACK " +
         "(~40 ms): about 23 msg/s instead of thousands.",
     },
     {
-      id: "pingpong-64x64",
-      title: "TCP ping-pong, 64 connections, 64 B messages",
+      id: "pingpong-50x64",
+      title: "TCP ping-pong, 50 connections, 64 B messages",
       kinds: ["concurrent"],
       scenario: "tcp-pingpong",
-      conns: 64,
+      conns: 50,
       size: 64,
       columns: PINGPONG_COLUMNS,
       reference: "node_net.mjs",
+    },
+    {
+      id: "pingpong-500x64",
+      title: "TCP ping-pong, 500 connections, 64 B messages",
+      kinds: ["concurrent"],
+      scenario: "tcp-pingpong",
+      conns: 500,
+      size: 64,
+      columns: PINGPONG_COLUMNS,
+      reference: "node_net.mjs",
+      note: "max/min per conn: messages completed by the busiest connection " +
+        "over the slowest. The load generator is in Deno; on its own it is " +
+        "not perfectly fair either (see the README), so compare servers, " +
+        "not absolute values.",
     },
     {
       id: "bulk",
@@ -225,11 +239,11 @@ function scenarioDefs(idleConns: number): ScenarioDef[] {
         "Sequential servers get 1 loop (the others would wait in the backlog).",
     },
     {
-      id: "udp-8x64",
-      title: "UDP ping-pong, 8 sockets, 64 B datagrams, 200 ms timeout",
+      id: "udp-50x64",
+      title: "UDP ping-pong, 50 sockets, 64 B datagrams, 200 ms timeout",
       kinds: ["udp"],
       scenario: "udp-pingpong",
-      conns: 8,
+      conns: 50,
       size: 64,
       columns: [
         col.rate("datagram/s"),
@@ -240,7 +254,7 @@ function scenarioDefs(idleConns: number): ScenarioDef[] {
         col.loadCpu,
         col.errors,
       ],
-      reference: "node_dgram.mjs",
+      reference: "sheet_udp.py",
     },
     {
       // Last: the connections it leaves behind cannot disturb another scenario.
@@ -713,6 +727,9 @@ async function machineHeader(rt: Runtimes, options: Options): Promise<string> {
     "# deno-sockets benchmark",
     "",
     `- Date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
+    `- Command: \`deno run -A --unstable-net bench/run.ts ${
+      Deno.args.join(" ")
+    }\` (\`deno task bench\`)`,
     `- Machine: ${navigator.hardwareConcurrency} cores, ${model}, Linux ${Deno.osRelease()}`,
     `- Versions: ${rt.versions.join("; ")}`,
     `- ${options.runs} run(s) per scenario and server, ${options.durationS} s each; ` +
