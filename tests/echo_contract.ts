@@ -9,14 +9,20 @@
 import assert from "node:assert/strict";
 import {
   awkwardBytes,
+  closeQuietly,
   connect,
   echoRoundTrip,
+  escapeRegExp,
   firstDifference,
+  IPV4,
   patternBytes,
   readToEnd,
   sameBytes,
+  type Server,
+  shownAddress,
   startServer,
   testBothFamilies,
+  utf8,
   writeAll,
 } from "./helpers.ts";
 
@@ -71,4 +77,73 @@ export function testEchoesBytes(script: string, args: string[] = []): void {
       }
     },
   );
+}
+
+/** A probe for testServerCommandLine's copy-and-run check: `clients`
+ * clients connected at once each get their echo (two show that a copied
+ * concurrent server is the real one, not a stub). */
+export function echoProbe(clients = 1): (server: Server) => Promise<void> {
+  return async (server) => {
+    const conns = await Promise.all(
+      Array.from({ length: clients }, () => connect(IPV4, server.port)),
+    );
+    try {
+      for (const [i, conn] of conns.entries()) {
+        const payload = utf8(`copied and run alone ${i}\n`);
+        assert.deepEqual(await echoRoundTrip(conn, payload), payload);
+      }
+    } finally {
+      for (const conn of conns) closeQuietly(conn);
+    }
+  };
+}
+
+/** The log lines of an echo server: one per client arriving and leaving,
+ * with its real address (IPv4 shown as such, never "::ffff:"), the summary,
+ * and --quiet leaving only the ready line and the summary. */
+export function testEchoLogLines(script: string): void {
+  const name = script.replace(/\.ts$/, "");
+
+  testBothFamilies(
+    `${name}: one line per client arriving and leaving, with its real address`,
+    async (family) => {
+      await using server = await startServer(script);
+      const conn = await connect(family, server.port);
+      const shown = shownAddress(conn.localAddr);
+      const payload = utf8("12345");
+      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
+      conn.close();
+      await server.stdout.waitFor(
+        new RegExp(
+          `^${name}: ${escapeRegExp(shown)} left after 5 bytes echoed$`,
+        ),
+      );
+      assert.ok(server.stdout.lines.includes(`${name}: ${shown} connected`));
+      assert.doesNotMatch(server.stdout.text, /::ffff:/);
+      const done = await server.stop();
+      assert.equal(done.code, 0);
+      assert.match(
+        done.stdout,
+        new RegExp(
+          `^${name}: stopped by SIGINT: 1 clients, 5 bytes echoed$`,
+          "m",
+        ),
+      );
+    },
+  );
+
+  Deno.test(`${name}: --quiet leaves only the ready line and the summary`, async () => {
+    await using server = await startServer(script, ["--quiet"]);
+    const conn = await connect(IPV4, server.port);
+    assert.deepEqual(await echoRoundTrip(conn, utf8("x")), utf8("x"));
+    conn.close();
+    const done = await server.stop("SIGTERM");
+    assert.equal(done.code, 0);
+    const lines = done.stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 2, done.stdout);
+    assert.match(
+      lines[1],
+      new RegExp(`^${name}: stopped by SIGTERM: 1 clients, [01] bytes echoed$`),
+    );
+  });
 }

@@ -8,7 +8,6 @@ import {
   closeQuietly,
   connect,
   echoRoundTrip,
-  escapeRegExp,
   eventually,
   IPV4,
   patternBytes,
@@ -24,24 +23,17 @@ import {
   utf8,
   writeAll,
 } from "./helpers.ts";
-import { testEchoesBytes } from "./echo_contract.ts";
+import {
+  echoProbe,
+  testEchoesBytes,
+  testEchoLogLines,
+} from "./echo_contract.ts";
 import { testServerCommandLine } from "./server_cli.ts";
 import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
 
 const SCRIPT = "tcp_echo.ts";
 
-testServerCommandLine({
-  script: SCRIPT,
-  async probe(server) {
-    const conn = await connect(IPV4, server.port);
-    try {
-      const payload = utf8("copied and run alone\n");
-      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-    } finally {
-      conn.close();
-    }
-  },
-});
+testServerCommandLine({ script: SCRIPT, probe: echoProbe() });
 
 // ---------------------------------------------------------------------------
 // Listening and logging
@@ -67,48 +59,7 @@ Deno.test("ready line gives the real port; IPv4 and IPv6 on that one port", asyn
   }
 });
 
-testBothFamilies(
-  "one line per client arriving and leaving, with its real address",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    const conn = await connect(family, server.port);
-    const local = conn.localAddr.port;
-    const shown = family.name === "IPv4"
-      ? `127.0.0.1:${local}`
-      : `[::1]:${local}`;
-    const payload = utf8("12345");
-    assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-    conn.close();
-    await server.stdout.waitFor(
-      new RegExp(
-        `^tcp_echo: ${escapeRegExp(shown)} left after 5 bytes echoed$`,
-      ),
-    );
-    assert.ok(server.stdout.lines.includes(`tcp_echo: ${shown} connected`));
-    assert.doesNotMatch(server.stdout.text, /::ffff:/);
-    const done = await server.stop();
-    assert.equal(done.code, 0);
-    assert.match(
-      done.stdout,
-      /^tcp_echo: stopped by SIGINT: 1 clients, 5 bytes echoed$/m,
-    );
-  },
-);
-
-Deno.test("--quiet leaves only the ready line and the summary", async () => {
-  await using server = await startServer(SCRIPT, ["--quiet"]);
-  const conn = await connect(IPV4, server.port);
-  assert.deepEqual(await echoRoundTrip(conn, utf8("x")), utf8("x"));
-  conn.close();
-  const done = await server.stop("SIGTERM");
-  assert.equal(done.code, 0);
-  const lines = done.stdout.trimEnd().split("\n");
-  assert.equal(lines.length, 2, done.stdout);
-  assert.match(
-    lines[1],
-    /^tcp_echo: stopped by SIGTERM: \d clients, \d bytes echoed$/,
-  );
-});
+testEchoLogLines(SCRIPT);
 
 // ---------------------------------------------------------------------------
 // Echo

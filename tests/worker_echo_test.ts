@@ -26,7 +26,7 @@ import {
   utf8,
   within,
 } from "./helpers.ts";
-import { testEchoesBytes } from "./echo_contract.ts";
+import { echoProbe, testEchoesBytes } from "./echo_contract.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
 import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
 
@@ -39,17 +39,7 @@ testServerCommandLine({
   async probe(server) {
     // The lone copy's threads load the copy itself: they must be up.
     assert.match(server.readyLine, /, \d+ threads?$/);
-    const conns = await Promise.all(
-      [1, 2].map(() => connect(IPV4, server.port)),
-    );
-    try {
-      for (const [i, conn] of conns.entries()) {
-        const payload = utf8(`copied and run alone ${i}\n`);
-        assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-      }
-    } finally {
-      for (const conn of conns) conn.close();
-    }
+    await echoProbe(2)(server);
   },
 });
 
