@@ -17,6 +17,7 @@ import {
   IPV4,
   patternBytes,
   readToEnd,
+  resetAfterEcho,
   sameBytes,
   type Server,
   shownAddress,
@@ -146,4 +147,27 @@ export function testEchoLogLines(script: string): void {
       new RegExp(`^${name}: stopped by SIGTERM: 1 clients, [01] bytes echoed$`),
     );
   });
+}
+
+/** A client that resets (a real RST) is logged as such, and the next
+ * client is served. */
+export function testEchoSurvivesReset(script: string): void {
+  const name = script.replace(/\.ts$/, "");
+  testBothFamilies(
+    `${name}: a client reset is logged and the next client is served`,
+    async (family) => {
+      await using server = await startServer(script);
+      await resetAfterEcho(family, server.port, utf8("abc"));
+      await server.stdout.waitFor(
+        / reset the connection after 3 bytes echoed$/,
+      );
+      const next = await connect(family, server.port);
+      try {
+        assert.deepEqual(await echoRoundTrip(next, utf8("next")), utf8("next"));
+      } finally {
+        next.close();
+      }
+      assert.equal(server.stderr.text, "");
+    },
+  );
 }

@@ -31,6 +31,7 @@ import {
   echoProbe,
   testEchoesBytes,
   testEchoLogLines,
+  testEchoSurvivesReset,
 } from "./echo_contract.ts";
 import { testServerCommandLine } from "./server_cli.ts";
 import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
@@ -216,21 +217,7 @@ Deno.test("32 clients streaming 4 MiB each at once get exactly their own bytes",
 // ---------------------------------------------------------------------------
 // Clients that misbehave
 
-testBothFamilies(
-  "a client reset is logged and the next client is served",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    await resetAfterEcho(family, server.port, utf8("abc"));
-    await server.stdout.waitFor(/ reset the connection after 3 bytes echoed$/);
-    const next = await connect(family, server.port);
-    try {
-      assert.deepEqual(await echoRoundTrip(next, utf8("next")), utf8("next"));
-    } finally {
-      next.close();
-    }
-    assert.equal(server.stderr.text, "");
-  },
-);
+testEchoSurvivesReset(SCRIPT);
 
 testBothFamilies(
   "clients that reset before they are accepted do not stop the accept loop",
