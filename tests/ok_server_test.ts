@@ -34,7 +34,7 @@ import {
   writeAll,
 } from "./helpers.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
-import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
+import { testNoDelay } from "./sockopt.ts";
 
 const SCRIPT = "ok_server.ts";
 const OK = "OK\n";
@@ -183,24 +183,9 @@ Deno.test("--quiet leaves only the ready line and the summary", async () => {
   );
 });
 
-Deno.test({
-  name: sockoptProbeMissing()
-    ? `TCP_NODELAY is set on every client's socket (ignored: ${sockoptProbeMissing()})`
-    : "TCP_NODELAY is set on every client's socket (read from the kernel)",
-  ignore: sockoptProbeMissing() !== "",
-  async fn() {
-    await using server = await startServer(SCRIPT);
-    const a = await connect(IPV4, server.port);
-    const b = await connect(IPV4, server.port);
-    try {
-      await expectOKs(a, "a\n", 1);
-      await expectOKs(b, "b\n", 1);
-      assert.deepEqual(nodelayOfConnections(server.pid), [1, 1]);
-    } finally {
-      a.close();
-      b.close();
-    }
-  },
+testNoDelay(SCRIPT, {
+  clients: 2,
+  exchange: (conn) => expectOKs(conn, "n\n", 1),
 });
 
 // ---------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import {
   testEchoSurvivesReset,
 } from "./echo_contract.ts";
 import { testServerCommandLine } from "./server_cli.ts";
-import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
+import { testNoDelay } from "./sockopt.ts";
 
 const SCRIPT = "select_echo.ts";
 
@@ -95,33 +95,7 @@ testEchoLogLines(SCRIPT);
 
 testEchoesBytes(SCRIPT);
 
-Deno.test(
-  "TCP_NODELAY is set on every accepted connection (read from the kernel)",
-  {
-    ignore: sockoptProbeMissing() !== "",
-  },
-  async () => {
-    await using server = await startServer(SCRIPT);
-    const conns = await Promise.all(
-      [1, 2, 3].map(() => connect(IPV4, server.port)),
-    );
-    try {
-      for (const conn of conns) {
-        assert.deepEqual(await echoRoundTrip(conn, utf8("n")), utf8("n"));
-      }
-      assert.deepEqual(nodelayOfConnections(server.pid), [1, 1, 1]);
-    } finally {
-      for (const conn of conns) conn.close();
-    }
-  },
-);
-if (sockoptProbeMissing()) {
-  Deno.test({
-    name: `TCP_NODELAY probe (ignored: ${sockoptProbeMissing()})`,
-    ignore: true,
-    fn() {},
-  });
-}
+testNoDelay(SCRIPT, { clients: 3 });
 
 // ---------------------------------------------------------------------------
 // Many clients at once

@@ -6,6 +6,9 @@
  * has no visible effect a test could time reliably.
  */
 
+import assert from "node:assert/strict";
+import { connect, echoRoundTrip, IPV4, startServer, utf8 } from "./helpers.ts";
+
 const SYS_PIDFD_OPEN = 434;
 const SYS_PIDFD_GETFD = 438;
 const SOL_SOCKET = 1;
@@ -104,4 +107,47 @@ export function nodelayOfConnections(pid: number): number[] {
   } finally {
     libc.close();
   }
+}
+
+/** Registers the test every TCP server shares: after `clients` clients
+ * have each done one `exchange`, every connected socket the server holds
+ * has TCP_NODELAY set. Where the probe cannot run, the test is listed as
+ * ignored with the reason in its name. */
+export function testNoDelay(
+  script: string,
+  options: {
+    clients: number;
+    args?: string[];
+    exchange?: (conn: Deno.TcpConn) => Promise<void>;
+  },
+): void {
+  const name = script.replace(/\.ts$/, "");
+  const missing = sockoptProbeMissing();
+  const title =
+    `${name}: TCP_NODELAY is set on every accepted connection (read from the kernel)`;
+  const exchange = options.exchange ?? (async (conn: Deno.TcpConn) => {
+    assert.deepEqual(await echoRoundTrip(conn, utf8("n")), utf8("n"));
+  });
+  Deno.test({
+    name: missing ? `${title} (ignored: ${missing})` : title,
+    ignore: missing !== "",
+    async fn() {
+      await using server = await startServer(script, options.args ?? []);
+      const conns = await Promise.all(
+        Array.from(
+          { length: options.clients },
+          () => connect(IPV4, server.port),
+        ),
+      );
+      try {
+        for (const conn of conns) await exchange(conn);
+        assert.deepEqual(
+          nodelayOfConnections(server.pid),
+          conns.map(() => 1),
+        );
+      } finally {
+        for (const conn of conns) conn.close();
+      }
+    },
+  });
 }

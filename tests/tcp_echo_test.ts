@@ -30,7 +30,7 @@ import {
   testEchoSurvivesReset,
 } from "./echo_contract.ts";
 import { testServerCommandLine } from "./server_cli.ts";
-import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
+import { testNoDelay } from "./sockopt.ts";
 
 const SCRIPT = "tcp_echo.ts";
 
@@ -67,30 +67,7 @@ testEchoLogLines(SCRIPT);
 
 testEchoesBytes(SCRIPT);
 
-Deno.test(
-  "TCP_NODELAY is set on the accepted connection (read from the kernel)",
-  {
-    ignore: sockoptProbeMissing() !== "",
-  },
-  async () => {
-    await using server = await startServer(SCRIPT);
-    const conn = await connect(IPV4, server.port);
-    try {
-      assert.deepEqual(await echoRoundTrip(conn, utf8("n")), utf8("n"));
-      // One client connected: the server holds exactly one connected socket.
-      assert.deepEqual(nodelayOfConnections(server.pid), [1]);
-    } finally {
-      conn.close();
-    }
-  },
-);
-if (sockoptProbeMissing()) {
-  Deno.test({
-    name: `TCP_NODELAY probe (ignored: ${sockoptProbeMissing()})`,
-    ignore: true,
-    fn() {},
-  });
-}
+testNoDelay(SCRIPT, { clients: 1 });
 
 // ---------------------------------------------------------------------------
 // One client at a time

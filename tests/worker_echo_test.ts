@@ -28,7 +28,7 @@ import {
 } from "./helpers.ts";
 import { echoProbe, testEchoesBytes } from "./echo_contract.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
-import { nodelayOfConnections, sockoptProbeMissing } from "./sockopt.ts";
+import { testNoDelay } from "./sockopt.ts";
 
 const SCRIPT = "worker_echo.ts";
 const RUN_LINE =
@@ -310,24 +310,7 @@ testBothFamilies(
   },
 );
 
-Deno.test(
-  "TCP_NODELAY is set on the connections every thread accepts (read from the kernel)",
-  { ignore: sockoptProbeMissing() !== "" },
-  async () => {
-    await using server = await startServer(SCRIPT, ["--threads", "2"]);
-    const conns = await Promise.all(
-      [1, 2, 3, 4].map(() => connect(IPV4, server.port)),
-    );
-    try {
-      for (const conn of conns) {
-        assert.deepEqual(await echoRoundTrip(conn, utf8("n")), utf8("n"));
-      }
-      assert.deepEqual(nodelayOfConnections(server.pid), [1, 1, 1, 1]);
-    } finally {
-      for (const conn of conns) conn.close();
-    }
-  },
-);
+testNoDelay(SCRIPT, { clients: 4, args: ["--threads", "2"] });
 
 // ---------------------------------------------------------------------------
 // A thread that dies
