@@ -133,20 +133,7 @@ export function testEchoLogLines(script: string): void {
     },
   );
 
-  Deno.test(`${name}: --quiet leaves only the ready line and the summary`, async () => {
-    await using server = await startServer(script, ["--quiet"]);
-    const conn = await connect(IPV4, server.port);
-    assert.deepEqual(await echoRoundTrip(conn, utf8("x")), utf8("x"));
-    conn.close();
-    const done = await server.stop("SIGTERM");
-    assert.equal(done.code, 0);
-    const lines = done.stdout.trimEnd().split("\n");
-    assert.equal(lines.length, 2, done.stdout);
-    assert.match(
-      lines[1],
-      new RegExp(`^${name}: stopped by SIGTERM: 1 clients, [01] bytes echoed$`),
-    );
-  });
+  testQuietOutput(script);
 }
 
 /** A client that resets (a real RST) is logged as such, and the next
@@ -170,4 +157,24 @@ export function testEchoSurvivesReset(script: string): void {
       assert.equal(server.stderr.text, "");
     },
   );
+}
+
+/** --quiet leaves only the ready line and the summary (`args` are extra
+ * options, such as a thread count). */
+export function testQuietOutput(script: string, args: string[] = []): void {
+  const name = script.replace(/\.ts$/, "");
+  Deno.test(`${name}: --quiet leaves only the ready line and the summary`, async () => {
+    await using server = await startServer(script, ["--quiet", ...args]);
+    const conn = await connect(IPV4, server.port);
+    assert.deepEqual(await echoRoundTrip(conn, utf8("x")), utf8("x"));
+    conn.close();
+    const done = await server.stop("SIGTERM");
+    assert.equal(done.code, 0);
+    const lines = done.stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 2, done.stdout);
+    assert.match(
+      lines[1],
+      new RegExp(`^${name}: stopped by SIGTERM: 1 clients, [01] bytes echoed$`),
+    );
+  });
 }

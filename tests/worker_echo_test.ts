@@ -26,7 +26,11 @@ import {
   utf8,
   within,
 } from "./helpers.ts";
-import { echoProbe, testEchoesBytes } from "./echo_contract.ts";
+import {
+  echoProbe,
+  testEchoesBytes,
+  testQuietOutput,
+} from "./echo_contract.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
 import { testNoDelay } from "./sockopt.ts";
 
@@ -181,20 +185,7 @@ testBothFamilies(
   },
 );
 
-Deno.test("--quiet leaves only the ready line and the summary", async () => {
-  await using server = await startServer(SCRIPT, ["--quiet", "--threads", "2"]);
-  const conn = await connect(IPV4, server.port);
-  assert.deepEqual(await echoRoundTrip(conn, utf8("x")), utf8("x"));
-  conn.close();
-  const done = await server.stop("SIGTERM");
-  assert.equal(done.code, 0);
-  const lines = done.stdout.trimEnd().split("\n");
-  assert.equal(lines.length, 2, done.stdout);
-  assert.match(
-    lines[1],
-    /^worker_echo: stopped by SIGTERM: 1 clients, [01] bytes echoed$/,
-  );
-});
+testQuietOutput(SCRIPT, ["--threads", "2"]);
 
 // ---------------------------------------------------------------------------
 // Several threads
