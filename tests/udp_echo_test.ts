@@ -18,10 +18,13 @@ import {
   IPV4,
   IPV6,
   patternBytes,
+  ptyMissing,
+  ROOT,
   runScript,
   sameBytes,
   startServer,
   stillPending,
+  taskFlags,
   testBothFamilies,
   text,
   utf8,
@@ -29,6 +32,17 @@ import {
   within,
 } from "./helpers.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
+import { dirname } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
+import {
+  errorMessage,
+  formatAddress,
+  LogLimiter,
+  loopGuard,
+  parseOptions,
+  parsePort,
+  UsageError,
+} from "../udp_echo.ts";
 
 const SCRIPT = "udp_echo.ts";
 /** The largest UDP payload: 65535 minus the IP (IPv4 only) and UDP headers. */
@@ -94,10 +108,13 @@ Deno.test("started without --unstable-net (a lone copy): one line with the comma
 });
 
 testBothFamilies(
-  "no line per datagram by default; the summary counts datagrams and bytes",
+  "one line per datagram by default, with the sender's address; the summary counts datagrams and bytes",
   async (family) => {
     await using server = await startServer(SCRIPT);
     using socket = udpSocket(family);
+    const shown = family.name === "IPv4"
+      ? `127.0.0.1:${localPort(socket)}`
+      : `[::1]:${localPort(socket)}`;
     for (const payload of ["one", "two!"]) {
       const [echo] = await udpRoundTrip(
         socket,
@@ -111,6 +128,8 @@ testBothFamilies(
     assert.equal(done.code, 0);
     assert.deepEqual(done.stdout.trimEnd().split("\n"), [
       server.readyLine,
+      `udp_echo: echoed 3 bytes to ${shown}`,
+      `udp_echo: echoed 4 bytes to ${shown}`,
       "udp_echo: stopped by SIGINT: 2 datagrams, 7 bytes echoed, 0 dropped",
     ]);
     assert.equal(done.stderr, "");
@@ -510,4 +529,278 @@ async function udpRoundTrip(
   }
   closeQuietly(socket);
   throw new Error(`No echo after ${tries} tries of ${waitMs} ms`);
+}
+
+// ---------------------------------------------------------------------------
+// The pure pieces, in-process (fast)
+
+Deno.test("parsePort: 0..65535 whole numbers only", () => {
+  assert.equal(parsePort("0"), 0);
+  assert.equal(parsePort("65535"), 65535);
+  for (const bad of ["65536", "-1", "1e3", "7777abc", "", " 80"]) {
+    assert.throws(() => parsePort(bad), UsageError, bad);
+  }
+});
+
+Deno.test("parseOptions: defaults, flags, help", () => {
+  assert.deepEqual(parseOptions([]), {
+    host: "::",
+    port: 7777,
+    quiet: false,
+    verbose: false,
+    allowAnyPort: false,
+  });
+  assert.deepEqual(
+    parseOptions(["--port", "0", "--host", "127.0.0.1", "--quiet"]),
+    {
+      host: "127.0.0.1",
+      port: 0,
+      quiet: true,
+      verbose: false,
+      allowAnyPort: false,
+    },
+  );
+  assert.equal(parseOptions(["--allow-any-port"])?.allowAnyPort, true);
+  assert.equal(parseOptions(["-h"]), null);
+  assert.throws(() => parseOptions(["--nope"]), UsageError);
+});
+
+Deno.test("formatAddress: IPv4, IPv6 in brackets, IPv4-mapped shown as IPv4", () => {
+  const udp = (hostname: string): Deno.NetAddr => ({
+    transport: "udp",
+    hostname,
+    port: 40000,
+  });
+  assert.equal(formatAddress(udp("127.0.0.1")), "127.0.0.1:40000");
+  assert.equal(formatAddress(udp("::1")), "[::1]:40000");
+  assert.equal(formatAddress(udp("::ffff:127.0.0.1")), "127.0.0.1:40000");
+  assert.equal(errorMessage(new Error("boom")), "boom");
+  assert.equal(errorMessage("plain"), "plain");
+});
+
+Deno.test("loopGuard: below 1024 and the server's own port are refused", () => {
+  assert.equal(loopGuard(40000, 7777), "");
+  assert.equal(loopGuard(1024, 7777), "");
+  assert.equal(loopGuard(1023, 7777), GUARD_LOW);
+  assert.equal(loopGuard(53, 7777), GUARD_LOW);
+  assert.equal(loopGuard(7777, 7777), GUARD_OWN);
+  assert.equal(loopGuard(53, 7777, true), "");
+  assert.equal(loopGuard(7777, 7777, true), "");
+});
+
+Deno.test("LogLimiter: at most N lines per interval, then says how many it left out", () => {
+  const limiter = new LogLimiter(2, 1000);
+  assert.equal(limiter.allow(0), 0);
+  assert.equal(limiter.allow(10), 0);
+  assert.equal(limiter.allow(20), -1);
+  assert.equal(limiter.allow(999), -1);
+  assert.equal(limiter.allow(1000), 2); // new interval: 2 were left out
+  assert.equal(limiter.allow(1001), 0);
+  assert.equal(limiter.allow(1002), -1);
+  assert.equal(limiter.takeSuppressed(), 1);
+  assert.equal(limiter.takeSuppressed(), 0);
+});
+
+// ---------------------------------------------------------------------------
+// Logging under a flood, --quiet
+
+const NOT_LOGGED =
+  /^udp_echo: (\d+) more datagrams echoed without a line \(at most 10 lines a second; --quiet for none\)$/;
+
+Deno.test("a flood of datagrams gets a bounded number of lines, and the rest are counted", async () => {
+  const FLOOD = 300;
+  await using server = await startServer(SCRIPT);
+  using socket = udpSocket(IPV4);
+  for (let i = 0; i < FLOOD; i++) {
+    await udpRoundTrip(socket, IPV4, server.port, utf8("z"), 3);
+  }
+  const done = await server.stop();
+  assert.equal(done.code, 0);
+  const [, echoedText] = done.stdout.match(/: (\d+) datagrams, /)!;
+  const echoed = Number(echoedText);
+  assert.ok(echoed >= FLOOD, done.stdout);
+  const lines = done.stdout.trimEnd().split("\n");
+  const echoLines = lines.filter((l) => / echoed 1 bytes to /.test(l)).length;
+  const leftOut = lines
+    .map((l) => l.match(NOT_LOGGED))
+    .reduce((sum, m) => sum + (m ? Number(m[1]) : 0), 0);
+  assert.ok(leftOut > 0, "no line says how many were left out");
+  assert.ok(echoLines < echoed / 2, `${echoLines} lines for ${echoed}`);
+  assert.equal(echoLines + leftOut, echoed, done.stdout);
+});
+
+Deno.test("--verbose: every datagram gets its line, no rate limit", async () => {
+  const COUNT = 40;
+  await using server = await startServer(SCRIPT, ["--verbose"]);
+  using socket = udpSocket(IPV4);
+  for (let i = 0; i < COUNT; i++) {
+    await udpRoundTrip(socket, IPV4, server.port, utf8("v"), 3);
+  }
+  const done = await server.stop();
+  const [, echoed] = done.stdout.match(/: (\d+) datagrams, /)!;
+  const echoLines =
+    done.stdout.split("\n").filter((l) => / echoed 1 bytes to /.test(l))
+      .length;
+  assert.equal(echoLines, Number(echoed));
+  assert.doesNotMatch(done.stdout, /without a line/);
+});
+
+Deno.test("--quiet: no line per echoed datagram", async () => {
+  await using server = await startServer(SCRIPT, ["--quiet"]);
+  using socket = udpSocket(IPV6);
+  await udpRoundTrip(socket, IPV6, server.port, utf8("abc"));
+  const done = await server.stop();
+  assert.deepEqual(done.stdout.trimEnd().split("\n"), [
+    server.readyLine,
+    "udp_echo: stopped by SIGINT: 1 datagrams, 3 bytes echoed, 0 dropped",
+  ]);
+});
+
+// ---------------------------------------------------------------------------
+// Run as a program: shebang, and a person at a terminal without -N
+
+Deno.test({
+  name: Deno.build.os === "windows"
+    ? "chmod +x on a lone copy, then ./udp_echo.ts runs (ignored: no shebangs on Windows)"
+    : "chmod +x on a lone copy, then ./udp_echo.ts runs (its shebang has the task's flags)",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const source = Deno.readTextFileSync(new URL(SCRIPT, ROOT));
+    assert.equal(
+      source.split("\n")[0],
+      `#!/usr/bin/env -S deno run ${taskFlags(SCRIPT).join(" ")}`,
+    );
+    const dir = await copyAlone(SCRIPT);
+    try {
+      await Deno.chmod(`${dir}/${SCRIPT}`, 0o755);
+      const child = new Deno.Command(`./${SCRIPT}`, {
+        args: ["--port", "0"],
+        cwd: dir,
+        env: { PATH: `${dirname(Deno.execPath())}:${Deno.env.get("PATH")}` },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const out = readLines(child.stdout);
+      try {
+        const ready = await within(out.next(), "ready line", WAIT_MS);
+        const port = Number(String(ready.value).match(/\]:(\d+) /)?.[1]);
+        assert.ok(port > 0, String(ready.value));
+        using socket = udpSocket(IPV4);
+        const [echo] = await udpRoundTrip(socket, IPV4, port, utf8("hi"));
+        assert.equal(text(echo), "hi");
+      } finally {
+        child.kill("SIGINT");
+        const status = await child.status;
+        await child.stderr.cancel();
+        await out.return(undefined);
+        assert.equal(status.code, 0);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+for (const answer of ["y", "n"]) {
+  const what = answer === "y"
+    ? "yes: a working server, no second prompt for the dual-stack probe"
+    : "no: the one-line message, exit 1";
+  Deno.test({
+    name: ptyMissing
+      ? `without -N on a terminal, one prompt; ${what} (ignored: ${ptyMissing})`
+      : `without -N on a terminal, one prompt; ${what}`,
+    ignore: ptyMissing !== "",
+    async fn() {
+      const path = fromFileUrl(new URL(SCRIPT, ROOT));
+      const command = `${Deno.execPath()} run --unstable-net ${path} --port 0`;
+      // `script` runs the command on a new pseudo-terminal (so Deno
+      // prompts) and passes our pipe to it as if typed; -e: its exit code
+      // is the command's.
+      const child = new Deno.Command("script", {
+        args: ["-qfec", command, "/dev/null"],
+        env: { NO_COLOR: "1" },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      let screen = "";
+      const reader = child.stdout.pipeThrough(new TextDecoderStream())
+        .getReader();
+      const waitFor = (pattern: RegExp) =>
+        within(
+          (async () => {
+            while (!pattern.test(screen)) {
+              const { value, done } = await reader.read();
+              if (done) throw new Error(`ended before ${pattern}: ${screen}`);
+              screen += value;
+            }
+          })(),
+          String(pattern),
+          WAIT_MS,
+        );
+      try {
+        await waitFor(/Allow\?.*> /);
+        // Deno discards what was typed before its prompt reads, and we
+        // cannot see when it starts reading: type the answer again until
+        // Deno confirms it (bounded).
+        const answered = waitFor(/Granted|Denied/);
+        for (let i = 0; i < 50; i++) {
+          await writer.write(utf8(`${answer}\n`));
+          if (!(await stillPending(answered, 200))) break;
+        }
+        await answered;
+        if (answer === "y") {
+          await waitFor(/udp_echo: listening on \[::\]:(\d+) /);
+          const port = Number(
+            screen.match(/udp_echo: listening on \[::\]:(\d+) /)![1],
+          );
+          using socket = udpSocket(IPV4);
+          const [echo] = await udpRoundTrip(socket, IPV4, port, utf8("ok"));
+          assert.equal(text(echo), "ok");
+          await writer.write(new Uint8Array([3])); // Ctrl-C
+          await waitFor(/stopped by SIGINT/);
+        } else {
+          await waitFor(/udp_echo: .*\r?\n/);
+        }
+        await writer.close();
+        while (!(await reader.read()).done) { /* drain */ }
+        const status = await within(child.status, "exit", WAIT_MS);
+        assert.equal(screen.match(/Deno requests/g)?.length, 1, screen);
+        if (answer === "y") {
+          assert.equal(status.code, 0, screen);
+          assert.match(screen, /echoed 2 bytes to 127\.0\.0\.1:\d+/);
+        } else {
+          assert.equal(status.code, 1, screen);
+          assert.match(
+            screen,
+            /\r?\nudp_echo: Network permission missing: run it as: deno run -N --unstable-net udp_echo\.ts\r?\n/,
+          );
+          assertNoStackTrace(screen);
+        }
+      } finally {
+        await writer.close().catch(() => {});
+        try {
+          child.kill("SIGKILL");
+        } catch { /* already ended */ }
+        await child.status;
+        await reader.cancel().catch(() => {});
+      }
+    },
+  });
+}
+
+async function* readLines(
+  stream: ReadableStream<Uint8Array>,
+): AsyncGenerator<string> {
+  let pending = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    let at;
+    while ((at = pending.indexOf("\n")) >= 0) {
+      yield pending.slice(0, at);
+      pending = pending.slice(at + 1);
+    }
+  }
 }
