@@ -41,6 +41,14 @@ export interface LoadResult {
   error_samples: string[];
   load_cpu_s: number;
   load_cpu_pct: number;
+  /** Which generator measured it: load.ts (Deno) or load_node.mjs. */
+  generator?: string;
+  /** load_node.mjs: child processes, and the CPU of the busiest one over
+   * the window in % of one core (load.ts: its CPU per worker thread). */
+  load_procs?: number;
+  load_busiest_proc_pct?: number;
+  /** The generator was near a full core: it may have set the pace. */
+  generator_bound?: boolean;
   p50_ms?: number;
   p99_ms?: number;
   per_conn_min?: number;

@@ -30,11 +30,24 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const BENCH = fileURLToPath(new URL("./", import.meta.url));
 const CACHE = `${BENCH}.cache/`;
 const LOAD = `${BENCH}load.ts`;
+/** The fair generator (C, one epoll loop, see its header) for the
+ * ping-pong scenarios, compiled with gcc at run time; load.ts (Deno) keeps
+ * bulk, connect and idle, where a few connections per worker never meet
+ * tokio's 128-read budget, and is the fallback when gcc is missing. */
+const LOAD_EPOLL = "bench/load_epoll.c";
+const FAIR_SCENARIOS: Scenario[] = ["tcp-pingpong", "udp-pingpong"];
+/** load.ts: a worker thread at or above this share of a core was busy all
+ * the time, so the generator may have set the pace. */
+const GENERATOR_BOUND_PCT = 90;
 
 /** Seconds of each timed phase; 3 runs × ~2 s × ~40 (server, scenario)
  * pairs keeps a full run near 7 minutes on 2 cores. */
 const FULL_DURATION_S = 2;
 const SMOKE_DURATION_S = 0.1;
+/** Ping-pong before each timed window (fair generator), so that connection
+ * set-up and JIT warm-up stay out of the figures. */
+const FULL_WARMUP_S = 0.3;
+const SMOKE_WARMUP_S = 0.05;
 const DEFAULT_RUNS = 3;
 const DEFAULT_IDLE_CONNS = 1000;
 const SMOKE_IDLE_CONNS = 50;
@@ -63,10 +76,24 @@ interface ServerDef {
   file: string;
   /** Arguments after the file; "0" asks the system for a free port. */
   args: string[];
+  /** Deno flags of a bench-only peer (our scripts take their task's). */
+  flags?: string[];
+  /** Only these scenario ids (default: every scenario of its kind). */
+  scenarios?: string[];
 }
 
 const OURS = ["--port", "0", "--quiet"];
 const PEERS = "bench/peers/";
+/** The connection counts of the knee scenarios (issue 11: the fairness of
+ * an event loop on tokio's 128-read budget, with and without the fix). */
+const KNEE_CONNS = [100, 128, 160, 256, 2000];
+const KNEE_SERVERS = [
+  "select_echo.ts",
+  "worker_echo.ts",
+  "node_net.mjs",
+  "deno_plain_echo.ts",
+];
+const PLAIN_SCENARIOS = [50, 500, ...KNEE_CONNS].map((n) => `pingpong-${n}x64`);
 
 /** Every server of the benchmark: adding one is adding one line. */
 // deno-fmt-ignore
@@ -85,6 +112,7 @@ const SERVERS: ServerDef[] = [
   { name: "node_dgram.mjs", kind: "udp", runtime: "node", file: `${PEERS}node_dgram.mjs`, args: ["0"] },
   { name: "go_echo.go", kind: "concurrent", runtime: "go", file: `${PEERS}go_echo.go`, args: ["0"] },
   { name: "go_udp.go", kind: "udp", runtime: "go", file: `${PEERS}go_udp.go`, args: ["0"] },
+  { name: "deno_plain_echo.ts", kind: "concurrent", runtime: "deno", file: `${PEERS}deno_plain_echo.ts`, args: ["0"], flags: ["-N"], scenarios: PLAIN_SCENARIOS },
 ];
 
 /** One column of a scenario's table: a value taken from each run's
@@ -122,6 +150,11 @@ const col = {
     value: (r) => r.load_cpu_pct,
     digits: 0,
   } as Column,
+  busiestLoad: {
+    header: "busiest load proc % of a core",
+    value: (r) => r.load_busiest_proc_pct,
+    digits: 0,
+  } as Column,
   errors: {
     header: "errors",
     value: (r) => r.errors,
@@ -144,6 +177,12 @@ interface ScenarioDef {
   /** Start a new server process for each run: memory freed by earlier
    * runs stays in the allocator and would hide the cost being measured. */
   freshServer?: boolean;
+  /** Only these servers (default: every server of the kinds). */
+  servers?: string[];
+  /** Skipped by --smoke. */
+  fullOnly?: boolean;
+  /** Throughput is not the point (idle memory): no bottleneck verdict. */
+  noVerdict?: boolean;
 }
 
 const PINGPONG_COLUMNS = [
@@ -152,9 +191,28 @@ const PINGPONG_COLUMNS = [
   col.p99,
   col.fairness,
   col.cpuPerOp("server µs CPU/msg"),
-  col.loadCpu,
+  col.busiestLoad,
   col.errors,
 ];
+
+/** The knee: few servers, many connection counts (see KNEE_CONNS). */
+function kneeScenario(conns: number): ScenarioDef {
+  return {
+    id: `pingpong-${conns}x64`,
+    title: `TCP ping-pong, ${conns.toLocaleString("en-US")} connections, ` +
+      "64 B messages (the knee)",
+    kinds: ["concurrent"],
+    scenario: "tcp-pingpong",
+    conns,
+    size: 64,
+    columns: PINGPONG_COLUMNS,
+    reference: "node_net.mjs",
+    servers: KNEE_SERVERS,
+    fullOnly: true,
+    note: "deno_plain_echo.ts is the plain `for (;;) { read; write }` Deno " +
+      "echo, without the fairness fix of select_echo.ts and worker_echo.ts.",
+  };
+}
 
 function scenarioDefs(idleConns: number): ScenarioDef[] {
   return [
@@ -201,10 +259,9 @@ function scenarioDefs(idleConns: number): ScenarioDef[] {
       columns: PINGPONG_COLUMNS,
       reference: "node_net.mjs",
       note: "max/min per conn: messages completed by the busiest connection " +
-        "over the slowest. The load generator is in Deno; on its own it is " +
-        "not perfectly fair either (see the README), so compare servers, " +
-        "not absolute values.",
+        "over the slowest, during the timed window.",
     },
+    ...KNEE_CONNS.map(kneeScenario),
     {
       id: "bulk",
       title: "TCP bulk, 1 connection, 64 KiB writes while reading",
@@ -251,7 +308,7 @@ function scenarioDefs(idleConns: number): ScenarioDef[] {
         col.p99,
         { header: "losses", value: (r) => r.losses, digits: 0, sum: true },
         col.cpuPerOp("server µs CPU/datagram"),
-        col.loadCpu,
+        col.busiestLoad,
         col.errors,
       ],
       reference: "sheet_udp.py",
@@ -278,6 +335,7 @@ function scenarioDefs(idleConns: number): ScenarioDef[] {
       ],
       reference: "node_net.mjs",
       freshServer: true,
+      noVerdict: true,
       note: "RSS (VmRSS) delta after each connection did one 8 B echo; " +
         "kernel socket buffers are not in RSS.",
     },
@@ -294,6 +352,7 @@ interface Options {
   smoke: boolean;
   runs: number;
   durationS: number;
+  warmupS: number;
   idleConns: number;
   only: string[];
   out?: string;
@@ -304,7 +363,8 @@ const USAGE = `Usage: deno run -A --unstable-net bench/run.ts [options]
   --only LIST    comma-separated server names and/or scenario ids
   --runs R       runs per scenario and server, median shown (default ${DEFAULT_RUNS})
   --idle N       connections of the idle scenario (default ${DEFAULT_IDLE_CONNS})
-  --out FILE     also write the markdown report to FILE`;
+  --out FILE     also write the markdown report to FILE, and the results as
+                 JSON next to it (FILE with .json), which charts.ts renders`;
 
 function parseOptions(args: string[]): Options {
   const { values } = parseArgs({
@@ -332,6 +392,7 @@ function parseOptions(args: string[]): Options {
       ? 1
       : DEFAULT_RUNS,
     durationS: smoke ? SMOKE_DURATION_S : FULL_DURATION_S,
+    warmupS: smoke ? SMOKE_WARMUP_S : FULL_WARMUP_S,
     idleConns: values.idle
       ? numberOption("idle", values.idle, 1)
       : smoke
@@ -385,6 +446,8 @@ async function firstPython(code: string): Promise<string | null> {
 /** How to start each runtime, or why it cannot be; plus version strings. */
 interface Runtimes {
   command: Partial<Record<Runtime, string>>;
+  /** The compiled fair generator, when gcc is present. */
+  loadEpoll?: string;
   missing: Partial<Record<Runtime, string>>;
   versions: string[];
 }
@@ -422,7 +485,28 @@ async function findRuntimes(): Promise<Runtimes> {
     rt.command.go = "go";
     rt.versions.push(go.replace(/^go version /, "").replace(/ .*/, ""));
   } else rt.missing.go = "go not found (apt-get install golang-go)";
+  rt.loadEpoll = await buildLoadEpoll().catch(() => undefined);
   return rt;
+}
+
+/** Compile the fair generator into bench/.cache/ (gitignored), reusing a
+ * fresh binary; throws if gcc is missing or fails. */
+async function buildLoadEpoll(): Promise<string> {
+  const source = `${ROOT}${LOAD_EPOLL}`;
+  const binary = `${CACHE}load_epoll`;
+  const built = await Deno.stat(binary).catch(() => null);
+  const src = await Deno.stat(source);
+  if (built?.mtime && src.mtime && built.mtime > src.mtime) return binary;
+  await Deno.mkdir(CACHE, { recursive: true });
+  const out = await new Deno.Command("gcc", {
+    args: ["-O2", "-o", binary, source],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(new TextDecoder().decode(out.stderr).trim());
+  }
+  return binary;
 }
 
 /** Build a Go peer into bench/.cache/ (gitignored), reusing a fresh binary. */
@@ -474,7 +558,7 @@ async function serverArgv(def: ServerDef, rt: Runtimes): Promise<string[]> {
       return [
         command,
         "run",
-        ...(await taskFlags(def.file)),
+        ...(def.flags ?? await taskFlags(def.file)),
         path,
         ...def.args,
       ];
@@ -613,28 +697,46 @@ async function runLoad(
   sc: ScenarioDef,
   conns: number,
   server: Server,
-  durationS: number,
+  options: Options,
+  rt: Runtimes,
 ) {
-  const args = [
-    // -A: Deno lets a script read another process's /proc/PID only then.
-    "run",
-    "-A",
-    "--unstable-net",
-    LOAD,
-    "--scenario",
-    sc.scenario,
-    "--port",
-    String(server.port),
-    "--conns",
-    String(conns),
-    "--size",
-    String(sc.size),
-    "--duration",
-    String(durationS),
-    "--server-pid",
-    String(server.pid),
-  ];
-  const [cmd, argv] = withFileLimit([Deno.execPath(), ...args]);
+  const { durationS } = options;
+  const fair = FAIR_SCENARIOS.includes(sc.scenario) && rt.loadEpoll;
+  const args = fair
+    ? [
+      sc.scenario,
+      "127.0.0.1",
+      String(server.port),
+      String(conns),
+      String(sc.size),
+      String(durationS),
+      String(options.warmupS),
+      "200",
+      String(server.pid),
+    ]
+    : [
+      // -A: Deno lets a script read another process's /proc/PID only then.
+      "run",
+      "-A",
+      "--unstable-net",
+      LOAD,
+      "--scenario",
+      sc.scenario,
+      "--port",
+      String(server.port),
+      "--conns",
+      String(conns),
+      "--size",
+      String(sc.size),
+      "--duration",
+      String(durationS),
+      "--server-pid",
+      String(server.pid),
+    ];
+  const [cmd, argv] = withFileLimit([
+    fair ? rt.loadEpoll! : Deno.execPath(),
+    ...args,
+  ]);
   const child = new Deno.Command(cmd, {
     args: argv,
     env: CHILD_ENV,
@@ -650,9 +752,22 @@ async function runLoad(
   const stdout = new TextDecoder().decode(out.stdout).trim();
   if (!out.success || !stdout) {
     const stderr = oneLine(new TextDecoder().decode(out.stderr));
-    throw new Error(`load.ts exit ${out.code}: ${stderr}`);
+    throw new Error(
+      `${fair ? "load_epoll" : "load.ts"} exit ${out.code}: ${stderr}`,
+    );
   }
-  return JSON.parse(stdout) as LoadResult;
+  const result = JSON.parse(stdout) as LoadResult;
+  result.generator = fair ? "load_epoll.c" : "load.ts";
+  if (result.generator_bound === undefined) {
+    // load.ts: its CPU shared by its worker threads, one per core at most.
+    const workers = Math.min(navigator.hardwareConcurrency, conns);
+    result.load_busiest_proc_pct = Number(
+      (result.load_cpu_pct / workers).toFixed(1),
+    );
+    result.generator_bound = result.load_busiest_proc_pct >=
+      GENERATOR_BOUND_PCT;
+  }
+  return result;
 }
 
 // ---------------------------------------------------------------- results
@@ -683,6 +798,32 @@ function formatRatio(ratio: number | undefined): string {
   return `${ratio >= 0.1 ? ratio.toFixed(2) : ratio.toPrecision(2)}×`;
 }
 
+/** Was the generator the bottleneck in most runs of a row? */
+function generatorBound(row: Row): boolean {
+  const bound = row.runs.filter((r) => r.generator_bound).length;
+  return bound * 2 > row.runs.length;
+}
+
+/** "server" or "generator", or undefined where pace is not the point. */
+function verdict(sc: ScenarioDef, row: Row): string | undefined {
+  if (sc.noVerdict || row.runs.length === 0) return undefined;
+  return generatorBound(row) ? "generator" : "server";
+}
+
+/** A ratio is published only when both rows are server-bound. */
+function ratioCell(
+  sc: ScenarioDef,
+  row: Row,
+  ref: Row | undefined,
+  ratio: number | undefined,
+): string {
+  if (sc.noVerdict || !ref) return formatRatio(ratio);
+  if (verdict(sc, row) === "generator" || verdict(sc, ref) === "generator") {
+    return "generator-bound: no ratio";
+  }
+  return `${formatRatio(ratio)} server-bound`;
+}
+
 function table(sc: ScenarioDef, rows: Row[], runs: number): string {
   const [headline] = sc.columns;
   const ref = rows.find((r) => r.server === sc.reference) ?? rows[0];
@@ -692,12 +833,18 @@ function table(sc: ScenarioDef, rows: Row[], runs: number): string {
     headline.header,
     `× ${ref?.server ?? "ref"}`,
     ...sc.columns.slice(1).map((c) => c.header),
+    ...(sc.noVerdict ? [] : ["bound"]),
   ];
+  const generators = [
+    ...new Set(rows.flatMap((r) => r.runs.map((x) => x.generator))),
+  ].filter(Boolean);
   const lines = [
     `## ${sc.title}`,
     "",
     ...(sc.note ? [sc.note, ""] : []),
-    `Median of ${runs} run(s). Scenario id: \`${sc.id}\`.`,
+    `Median of ${runs} run(s). Scenario id: \`${sc.id}\`. Generator: ${
+      generators.join(", ") || "—"
+    }.`,
     "",
     `| ${headers.join(" | ")} |`,
     `|${headers.map((_, i) => (i ? " ---: " : " --- ")).join("|")}|`,
@@ -710,14 +857,88 @@ function table(sc: ScenarioDef, rows: Row[], runs: number): string {
     const cells = [
       row.server,
       formatNumber(value, headline.digits),
-      formatRatio(ratio),
+      ratioCell(sc, row, ref, ratio),
       ...sc.columns.slice(1).map((c) =>
         formatNumber(aggregate(c, row.runs), c.digits)
       ),
+      ...(sc.noVerdict ? [] : [verdict(sc, row) ?? "—"]),
     ];
     lines.push(`| ${cells.join(" | ")} |`);
   }
+  if (!sc.noVerdict) lines.push("", calibration(sc, rows));
   return lines.join("\n");
+}
+
+/** The generator against the fastest server present: if even the fastest
+ * left the generator below a full core, the generator had room to spare
+ * for every slower server. */
+function calibration(sc: ScenarioDef, rows: Row[]): string {
+  const [headline] = sc.columns;
+  let fastest: Row | undefined;
+  let best = -Infinity;
+  for (const row of rows) {
+    const v = aggregate(headline, row.runs);
+    if (v !== undefined && v > best) [fastest, best] = [row, v];
+  }
+  if (!fastest) return "Calibration: no numbers.";
+  const busiest = median(fastest.runs.map((r) => r.load_busiest_proc_pct));
+  const spare = !generatorBound(fastest);
+  return `Calibration: the fastest server here, ${fastest.server}, ran at ${
+    formatNumber(best, headline.digits)
+  } ${headline.header} with the generator's busiest process at ${
+    formatNumber(busiest, 0)
+  }% of a core: ${
+    spare
+      ? "the generator had room to spare, so every row is the server's pace."
+      : "the generator was near a full core there; rows marked generator " +
+        "are its pace, not the server's."
+  }`;
+}
+
+/** Everything the charts need, medians per server and scenario plus every
+ * run, so that charts.ts can redraw without running anything. */
+function resultsJson(
+  rt: Runtimes,
+  options: Options,
+  scenarios: ScenarioDef[],
+  results: Map<string, Row[]>,
+  notes: string[],
+) {
+  const pick = (runs: LoadResult[], f: (r: LoadResult) => number | undefined) =>
+    median(runs.map(f));
+  return {
+    date: new Date().toISOString(),
+    command: `deno run -A --unstable-net bench/run.ts ${Deno.args.join(" ")}`,
+    cores: navigator.hardwareConcurrency,
+    versions: rt.versions,
+    runs: options.runs,
+    duration_s: options.durationS,
+    smoke: options.smoke,
+    notes,
+    scenarios: scenarios.map((sc) => ({
+      id: sc.id,
+      title: sc.title,
+      scenario: sc.scenario,
+      conns: sc.conns,
+      size: sc.size,
+      reference: sc.reference,
+      rows: results.get(sc.id)!.map((row) => ({
+        server: row.server,
+        bound: verdict(sc, row) ?? null,
+        ops_per_s: pick(row.runs, (r) => r.ops_per_s) ?? null,
+        p50_ms: pick(row.runs, (r) => r.p50_ms) ?? null,
+        p99_ms: pick(row.runs, (r) => r.p99_ms) ?? null,
+        fairness: pick(row.runs, (r) => r.fairness) ?? null,
+        server_cpu_us_per_op: pick(row.runs, (r) => r.server_cpu_us_per_op) ??
+          null,
+        gbytes_per_s: pick(row.runs, (r) => r.gbytes_per_s) ?? null,
+        kb_per_conn: pick(row.runs, (r) => r.kb_per_conn) ?? null,
+        load_busiest_proc_pct: pick(row.runs, (r) => r.load_busiest_proc_pct) ??
+          null,
+        runs: row.runs,
+      })),
+    })),
+  };
 }
 
 async function machineHeader(rt: Runtimes, options: Options): Promise<string> {
@@ -738,8 +959,15 @@ async function machineHeader(rt: Runtimes, options: Options): Promise<string> {
         ? "SMOKE run: numbers are not meaningful."
         : "medians shown."
     }`,
-    "- Load generator: bench/load.ts (Deno, Web Workers, one per core), on the same " +
-    "2 cores as the server: `load CPU %` shows how much it took.",
+    "- Load generators, on the same cores as the server: ping-pong (TCP and UDP) " +
+    "bench/load_epoll.c (one C epoll loop, compiled with gcc; it serves every ready " +
+    "socket of each turn, so it is fair at any connection count, and costs a few µs " +
+    "per message); bulk, connect and idle bench/load.ts (Deno Web Workers, at most " +
+    "4 connections each there).",
+    "- `bound`: `generator` when the generator's busiest process (or load.ts " +
+    `worker) used ≥ ${GENERATOR_BOUND_PCT}% of a core over the window in most runs: then the ` +
+    "figure is the generator's pace and no ratio is published for it; `server` " +
+    "otherwise. Each table ends with a calibration against its fastest server.",
     "- Server CPU: utime+stime of /proc/PID/stat over the timed phase, per operation " +
     "(10 ms resolution: meaningless when a run has few operations).",
     "- Every echoed byte is verified; `errors` counts mismatches and failures.",
@@ -748,13 +976,15 @@ async function machineHeader(rt: Runtimes, options: Options): Promise<string> {
 
 // ---------------------------------------------------------------- main
 
+/** One scenario and the servers that run it. */
 interface Plan {
-  server: ServerDef;
-  scenarios: ScenarioDef[];
+  sc: ScenarioDef;
+  servers: ServerDef[];
 }
 
 function makePlan(options: Options, notes: string[]): Plan[] {
-  const scenarios = scenarioDefs(options.idleConns);
+  const scenarios = scenarioDefs(options.idleConns)
+    .filter((sc) => !(options.smoke && sc.fullOnly));
   const scenarioIds = new Set(scenarios.map((s) => s.id));
   const onlyServers = options.only.filter((o) => !scenarioIds.has(o));
   const onlyScenarios = options.only.filter((o) => scenarioIds.has(o));
@@ -763,66 +993,86 @@ function makePlan(options: Options, notes: string[]): Plan[] {
       notes.push(`--only: unknown name "${item}"`);
     }
   }
-  return SERVERS
-    .filter((s) =>
-      onlyServers.length === 0 || onlyServers.some((o) => matches(o, s.name))
-    )
-    .map((server) => ({
-      server,
-      scenarios: scenarios.filter((sc) =>
-        sc.kinds.includes(server.kind) &&
-        (onlyScenarios.length === 0 || onlyScenarios.includes(sc.id))
+  const servers = SERVERS.filter((s) =>
+    onlyServers.length === 0 || onlyServers.some((o) => matches(o, s.name))
+  );
+  return scenarios
+    .filter((sc) => onlyScenarios.length === 0 || onlyScenarios.includes(sc.id))
+    .map((sc) => ({
+      sc,
+      servers: servers.filter((s) =>
+        sc.kinds.includes(s.kind) &&
+        (sc.servers ?? [s.name]).includes(s.name) &&
+        (s.scenarios ?? [sc.id]).includes(sc.id)
       ),
     }))
-    .filter((p) => p.scenarios.length > 0);
+    .filter((p) => p.servers.length > 0);
 }
 
-/** Run every scenario of one server, adding one row per scenario to
- * `results`. A server whose file or runtime is missing is skipped (no
- * rows); one that fails to start gets empty rows, which --smoke reports. */
-async function benchServer(
+/** "step n of N", with the time left estimated from the steps done. */
+class Progress {
+  #done = 0;
+  #started = performance.now();
+  constructor(readonly total: number) {}
+
+  step(label: string) {
+    this.#done++;
+    const perStep = (performance.now() - this.#started) / (this.#done - 1 || 1);
+    const leftS = this.#done > 1
+      ? Math.round((perStep * (this.total - this.#done + 1)) / 1000)
+      : undefined;
+    const left = leftS === undefined
+      ? ""
+      : `, about ${Math.floor(leftS / 60)} min ${leftS % 60} s left`;
+    console.error(`step ${this.#done} of ${this.total}${left}: ${label}`);
+  }
+}
+
+/** A server of a scenario: its command line (or null: skipped), the
+ * running process, and its row of results. */
+interface Slot {
+  def: ServerDef;
+  argv: string[];
+  server?: Server;
+  broken: boolean;
+  row: Row;
+}
+
+/** Run one scenario: its servers interleaved (run 1 of each server, then
+ * run 2 of each, ...), so that a noisy moment of the shared machine hits
+ * every server alike. Servers stay up between runs unless the scenario
+ * asks for a fresh one. */
+async function benchScenario(
   plan: Plan,
+  slots: Slot[],
   rt: Runtimes,
   options: Options,
   notes: string[],
-  results: Map<string, Row[]>,
+  progress: Progress,
 ) {
-  const { server: def } = plan;
-  let argv: string[];
-  try {
-    argv = await serverArgv(def, rt);
-  } catch (err) {
-    notes.push(`skipped: ${def.name}: ${errorText(err)}`);
-    console.error(notes.at(-1));
-    return;
-  }
-  let server: Server | undefined;
-  let broken = false;
-  for (const sc of plan.scenarios) {
-    const conns = def.kind === "sequential" ? 1 : sc.conns;
-    const row: Row = { server: def.name, runs: [] };
-    results.get(sc.id)!.push(row);
-    for (let run = 0; run < options.runs && !broken; run++) {
-      if (server && (sc.freshServer || !server.alive)) {
-        await retire(server, def.name, notes);
-        server = undefined;
+  const { sc } = plan;
+  for (let run = 0; run < options.runs; run++) {
+    for (const slot of slots) {
+      const { def } = slot;
+      progress.step(`${sc.id} ${def.name} run ${run + 1}`);
+      if (slot.broken) continue;
+      if (slot.server && (sc.freshServer || !slot.server.alive)) {
+        await retire(slot.server, def.name, notes);
+        slot.server = undefined;
       }
       try {
-        if (!server) {
-          server = await startServer(argv);
-        }
+        slot.server ??= await startServer(slot.argv);
       } catch (err) {
-        broken = true;
+        slot.broken = true;
         notes.push(`${def.name} did not start: ${errorText(err)}`);
         console.error(`  ${notes.at(-1)}`);
-        break;
+        continue;
       }
+      const conns = def.kind === "sequential" ? 1 : sc.conns;
       try {
-        const result = await runLoad(sc, conns, server, options.durationS);
-        row.runs.push(result);
-        console.error(
-          `  ${def.name} ${sc.id} run ${run + 1}: ${summary(result)}`,
-        );
+        const result = await runLoad(sc, conns, slot.server, options, rt);
+        slot.row.runs.push(result);
+        console.error(`  ${summary(result)}`);
       } catch (err) {
         notes.push(
           `${def.name} ${sc.id} run ${run + 1} failed: ${errorText(err)}`,
@@ -831,7 +1081,10 @@ async function benchServer(
       }
     }
   }
-  if (server) await retire(server, def.name, notes);
+  for (const slot of slots) {
+    if (slot.server) await retire(slot.server, slot.def.name, notes);
+    slot.server = undefined;
+  }
 }
 
 /** Stop a server and note how it ended if not cleanly: a crash during the
@@ -847,13 +1100,17 @@ async function retire(server: Server, name: string, notes: string[]) {
 }
 
 function summary(r: LoadResult): string {
+  const load = r.load_busiest_proc_pct === undefined
+    ? ""
+    : `, load ${r.load_busiest_proc_pct}%${r.generator_bound ? " BOUND" : ""}`;
+  const fair = r.fairness === undefined ? "" : `, max/min ${r.fairness}`;
   const rate = r.unit === "byte"
     ? `${r.gbytes_per_s} GB/s`
     : `${r.ops_per_s} ${r.unit}/s`;
   const idle = r.kb_per_conn === undefined ? "" : `, ${r.kb_per_conn} KB/conn`;
   return `${
     r.scenario === "tcp-idle" ? `${r.ops} accepted` : rate
-  }${idle}, errors ${r.errors}`;
+  }${idle}${fair}${load}, errors ${r.errors}`;
 }
 
 /** Smoke check: every (server, scenario) gave numbers and no byte errors. */
@@ -887,23 +1144,62 @@ async function main(): Promise<number> {
   }
   const notes: string[] = [];
   const rt = await findRuntimes();
-  const plans = makePlan(options, notes);
-  const scenarios = scenarioDefs(options.idleConns);
-  const results = new Map(scenarios.map((sc) => [sc.id, [] as Row[]]));
-  for (const plan of plans) {
-    console.error(`${plan.server.name}:`);
-    await benchServer(plan, rt, options, notes, results);
+  if (!rt.loadEpoll) {
+    notes.push(
+      "gcc missing or failed: the ping-pong scenarios fall back to load.ts " +
+        "(Deno), which is unfair itself past ~128 busy connections per worker",
+    );
   }
-  const sections = scenarios
-    .filter((sc) => results.get(sc.id)!.length > 0)
-    .map((sc) => table(sc, results.get(sc.id)!, options.runs));
+  const plans = makePlan(options, notes);
+  // Every server's command line once: a missing file or runtime is one note.
+  const argvs = new Map<string, string[] | null>();
+  for (const def of new Set(plans.flatMap((p) => p.servers))) {
+    try {
+      argvs.set(def.name, await serverArgv(def, rt));
+    } catch (err) {
+      argvs.set(def.name, null);
+      notes.push(`skipped: ${def.name}: ${errorText(err)}`);
+      console.error(notes.at(-1));
+    }
+  }
+  const results = new Map<string, Row[]>();
+  const slotsOf = plans.map((plan) =>
+    plan.servers.filter((def) => argvs.get(def.name)).map((def): Slot => ({
+      def,
+      argv: argvs.get(def.name)!,
+      broken: false,
+      row: { server: def.name, runs: [] },
+    }))
+  );
+  const progress = new Progress(
+    slotsOf.reduce((n, slots) => n + slots.length * options.runs, 0),
+  );
+  for (const [i, plan] of plans.entries()) {
+    results.set(plan.sc.id, slotsOf[i].map((s) => s.row));
+    await benchScenario(plan, slotsOf[i], rt, options, notes, progress);
+  }
+  const ran = plans.map((p) => p.sc).filter((sc) =>
+    results.get(sc.id)!.length > 0
+  );
+  const sections = ran.map((sc) =>
+    table(sc, results.get(sc.id)!, options.runs)
+  );
   const report = [
     await machineHeader(rt, options),
     ...sections,
     notes.length ? `## Notes\n\n${notes.map((n) => `- ${n}`).join("\n")}` : "",
   ].join("\n\n").trim() + "\n";
   console.log(report);
-  if (options.out) await Deno.writeTextFile(options.out, report);
+  if (options.out) {
+    await Deno.writeTextFile(options.out, report);
+    const json = options.out.replace(/\.md$/, "") + ".json";
+    await Deno.writeTextFile(
+      json,
+      JSON.stringify(resultsJson(rt, options, ran, results, notes), null, 1) +
+        "\n",
+    );
+    console.error(`wrote ${options.out} and ${json}`);
+  }
   if (!options.smoke) return 0;
   const failures = smokeFailures(results);
   for (const f of failures) console.error(`SMOKE FAIL: ${f}`);
