@@ -458,9 +458,10 @@ async function okAbrupt(t: Target): Promise<Result> {
   t.kept?.push(stays);
   try {
     if (!(await askOk(stays, utf8("je reste\n")))) {
+      t.oneClient = true;
       return fail(
-        "the first client got no OK",
-        "le premier client n'a pas eu de OK",
+        "a new client got no OK while an earlier one stays connected (one client at a time)",
+        "un nouveau client n'a pas de OK tant qu'un client précédent reste connecté (un client à la fois)",
       );
     }
     const other = await okConversation(t, ["et moi ?\n"]);
