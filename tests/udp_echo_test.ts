@@ -804,3 +804,16 @@ async function* readLines(
     }
   }
 }
+
+Deno.test("without -N and no terminal: no prompt, the one-line message, exit 1", async () => {
+  await using child = runScript(SCRIPT, ["--port", "0"], {
+    flags: ["--unstable-net"],
+  });
+  const done = await child.finished();
+  assert.equal(done.code, 1);
+  assert.equal(
+    done.stderr,
+    "udp_echo: Network permission missing: run it as: deno run -N --unstable-net udp_echo.ts",
+  );
+  assert.equal(done.stdout, "");
+});
