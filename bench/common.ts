@@ -3,8 +3,14 @@
  *
  * Only Deno built-ins and `node:` modules: the benchmark must run offline.
  */
-import { Buffer } from "node:buffer";
 import process from "node:process";
+
+export {
+  readFull as readExactly,
+  sameBytes,
+  sleep,
+  writeAll,
+} from "../lib/io.ts";
 
 /** Linux reports CPU times in /proc in USER_HZ ticks, fixed at 100 on every
  * architecture Deno runs on (the kernel's CONFIG_HZ does not change it). */
@@ -112,36 +118,6 @@ export function patternAt(
   return ref.subarray(start, start + length);
 }
 
-/** Byte equality through node:buffer's native compare: a JavaScript loop
- * tops out near 1 GB/s and would make the load generator the bottleneck. */
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  return Buffer.compare(
-    Buffer.from(a.buffer, a.byteOffset, a.byteLength),
-    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-  ) === 0;
-}
-
-/** Write every byte: `write()` may be partial. */
-export async function writeAll(conn: Deno.Conn, data: Uint8Array) {
-  let done = 0;
-  while (done < data.byteLength) {
-    done += await conn.write(data.subarray(done));
-  }
-}
-
-/** Fill `buf` completely; throws if the peer closes first. */
-export async function readExactly(conn: Deno.Conn, buf: Uint8Array) {
-  let done = 0;
-  while (done < buf.byteLength) {
-    const n = await conn.read(buf.subarray(done));
-    if (n === null) {
-      throw new Error(`connection closed after ${done}/${buf.byteLength} B`);
-    }
-    done += n;
-  }
-}
-
 /** Value at quantile q (0..1) of an ascending array; NaN when empty. */
 export function quantile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return NaN;
@@ -173,11 +149,6 @@ export function numberOption(
     );
   }
   return n;
-}
-
-/** Resolve after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Short text of any thrown value, for error samples. */

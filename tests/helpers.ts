@@ -8,6 +8,10 @@
 
 import net from "node:net";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { closeQuietly, readFull, sleep, writeAll } from "../lib/io.ts";
+
+// Shared with bench/ (one copy in lib/io.ts), re-exported under their names.
+export { closeQuietly, sameBytes, sleep, writeAll } from "../lib/io.ts";
 
 export const ROOT = new URL("../", import.meta.url);
 export const ROOT_DIR = fromFileUrl(ROOT);
@@ -75,10 +79,6 @@ export async function within<T>(
   } finally {
     clearTimeout(timer);
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Polls `check` until it is true; for states with no event to wait on
@@ -367,16 +367,6 @@ export function connect(
   );
 }
 
-/** Writes every byte (write() may be partial). */
-export async function writeAll(
-  conn: Deno.Conn,
-  bytes: Uint8Array,
-): Promise<void> {
-  while (bytes.length > 0) {
-    bytes = bytes.subarray(await conn.write(bytes));
-  }
-}
-
 /** Reads exactly `length` bytes, however they are split; fails on an early
  * end of stream or after `ms`. */
 export async function readExactly(
@@ -385,23 +375,12 @@ export async function readExactly(
   ms = WAIT_MS,
 ): Promise<Uint8Array> {
   const result = new Uint8Array(length);
-  let got = 0;
-  await within(
-    (async () => {
-      while (got < length) {
-        const n = await conn.read(result.subarray(got));
-        if (n === null) {
-          throw new Error(`Stream ended after ${got} of ${length} bytes`);
-        }
-        got += n;
-      }
-    })(),
-    `reading ${length} bytes (got ${got})`,
-    ms,
-  ).catch((err) => {
-    closeQuietly(conn); // ends the pending read, for the op sanitizer
-    throw err;
-  });
+  await within(readFull(conn, result), `reading ${length} bytes`, ms).catch(
+    (err) => {
+      closeQuietly(conn); // ends the pending read, for the op sanitizer
+      throw err;
+    },
+  );
   return result;
 }
 
@@ -489,22 +468,6 @@ export async function echoRoundTrip(
     readExactly(conn, payload.length, ms),
   ]);
   return echo;
-}
-
-export function closeQuietly(resource: { close(): void }): void {
-  try {
-    resource.close();
-  } catch {
-    // Already closed.
-  }
-}
-
-/** True if the two byte arrays are equal (assert.deepEqual on 4 MiB arrays
- * is slow and prints megabytes on failure). */
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Describes where two byte arrays first differ, for assertion messages. */

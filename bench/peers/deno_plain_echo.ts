@@ -9,7 +9,7 @@ const listener = Deno.listen({ port, hostname: "::" });
 console.log(`listening on ${listener.addr.port}`);
 Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
 
-async function echo(conn: Deno.Conn) {
+async function echo(conn: Deno.TcpConn) {
   conn.setNoDelay(true);
   const buf = new Uint8Array(65536);
   try {
