@@ -12,7 +12,10 @@
  *
  * Sheets: TP5b "Socket Serveur" (seeds/000), §1.3 "Client Echo" (stops on
  * an empty line) and "Python – les sockets" (seeds/001), its client (`> `
- * prompt, stops after the reply to `fin`).
+ * prompt, stops after the reply to `fin`). With `--no-newline` it talks
+ * like sheet 001's own client, to sheet 001's own servers: each line is sent
+ * without its newline (`send(msg.encode())`) and its answer is one read
+ * (`recv(1024)`), so a reply with no newline (`b"OK"`) needs no wait.
  *
  * @run deno run -N client.ts
  * Try it: `deno run -N tcp_echo.ts` in one terminal, then this in a second
@@ -88,6 +91,9 @@ Options:
   --port N     its port (default ${DEFAULT_PORT}; ok_server.ts: 12800)
   --udp        talk to a UDP server (udp_echo.ts), one datagram per line;
                needs --unstable-net
+  --no-newline talk like sheet 001's client, to its Python servers: send
+               each line without its newline, take one read as the answer
+               (a reply split in two shows its rest after the next line)
   -h, --help   show this help and exit
 
 Try it: deno run -N tcp_echo.ts, then in a second terminal: deno run -N ${PROGRAM}.ts`;
@@ -99,6 +105,8 @@ interface Options {
   host: string;
   port: number;
   udp: boolean;
+  /** Sheet 001's framing: no newline sent, one read per answer. */
+  noNewline: boolean;
 }
 
 /** A mistake on the command line: reported with the usage, exit code 2. */
@@ -116,6 +124,7 @@ function parseOptions(args: string[]): Options | null {
         port: { type: "string", default: String(DEFAULT_PORT) },
         host: { type: "string", default: DEFAULT_HOST },
         udp: { type: "boolean", default: false },
+        "no-newline": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -130,6 +139,7 @@ function parseOptions(args: string[]): Options | null {
     host: values.host,
     port: parsePort(values.port),
     udp: values.udp,
+    noNewline: values["no-newline"],
   };
 }
 
@@ -277,6 +287,11 @@ function describeConnectError(err: unknown, options: Options): string {
   if (err instanceof Deno.errors.NotCapable || code === "EPERM") {
     return `Network permission missing: run it as: deno run -N ${PROGRAM}.ts`;
   }
+  // The connection was made, and the server reset it before Deno had
+  // finished setting it up: it is not a failure to connect.
+  if (err instanceof Deno.errors.ConnectionReset) {
+    return `Connected to ${where}, then the server reset the connection at once`;
+  }
   if (err instanceof Deno.errors.ConnectionRefused) {
     return `Cannot connect to ${where}: connection refused; is the server running?`;
   }
@@ -292,7 +307,7 @@ function describeConnectError(err: unknown, options: Options): string {
 // TCP: receiving
 
 /** How a wait for a reply ended. */
-type ReplyEnd = "line" | "quiet" | "gone";
+type ReplyEnd = "line" | "quiet" | "read" | "gone";
 
 /** Reads the connection all the time, from connect to exit, and writes
  * every byte to stdout as soon as it arrives. Reading and sending at once
@@ -349,11 +364,19 @@ class Replies {
     this.#lastByte = -1;
   }
 
+  /** True when the last byte printed was a newline. */
+  get endsLine(): boolean {
+    return this.#lastByte === NEWLINE;
+  }
+
   /** Waits until the reply is complete: it ends with a newline ("line"), or
    * it started and then REPLY_QUIET_MS passed without a byte ("quiet"), or
-   * the connection is over ("gone"). */
-  async reply(): Promise<ReplyEnd> {
+   * the connection is over ("gone"). With `oneRead` (--no-newline), the
+   * first bytes that arrive are the whole reply ("read"), as one
+   * `recv(1024)` is in sheet 001's client. */
+  async reply(oneRead = false): Promise<ReplyEnd> {
     for (;;) {
+      if (oneRead && this.received > 0) return "read";
       // Checked before `gone`: a server that answers and then closes
       // (ok_server.ts after "fin") still gave its whole reply.
       if (this.received > 0 && this.#lastByte === NEWLINE) return "line";
@@ -439,7 +462,7 @@ async function talkTcp(
 
       replies.expectReply();
       try {
-        await writeAll(conn, withNewline(line));
+        await writeAll(conn, options.noNewline ? line : withNewline(line));
       } catch (err) {
         // The reader usually knows best why (a close seen before our
         // write's reset): give it a moment to say so, then one line.
@@ -449,14 +472,14 @@ async function talkTcp(
       }
       // THE line that makes this a request/reply client: nothing more is
       // read from stdin until the whole reply has been printed.
-      const end = await replies.reply();
+      const end = await replies.reply(options.noNewline);
       if (end === "gone") {
         warn(replies.gone);
         return 1;
       }
       // Sheet 001: after the server has answered "fin", we stop too.
       if (isStopWord(line)) return stopped(`reply to ${STOP_WORD}`);
-      showPrompt(interactive, end === "quiet");
+      showPrompt(interactive, !replies.endsLine);
     }
   } finally {
     closeQuietly(conn);
@@ -567,10 +590,14 @@ async function talkUdp(
         stopped("empty line");
         break;
       }
-      const datagram = withNewline(line);
+      // A datagram is its own frame: --no-newline just leaves the newline
+      // out, and the answer is one datagram either way.
+      const datagram = options.noNewline ? line : withNewline(line);
       if (datagram.length > maxPayload) {
         warn(
-          `line of ${datagram.length} bytes (newline included) not sent: one UDP datagram carries at most ${maxPayload} bytes`,
+          `line of ${datagram.length} bytes${
+            options.noNewline ? "" : " (newline included)"
+          } not sent: one UDP datagram carries at most ${maxPayload} bytes`,
         );
         refused++;
         showPrompt(interactive);

@@ -11,6 +11,7 @@
  */
 
 import assert from "node:assert/strict";
+import net from "node:net";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import {
   closeQuietly,
@@ -681,3 +682,80 @@ function fakeUdpEcho(family: Family, { drop = 0 } = {}): FakeUdp {
     },
   };
 }
+
+// ---------------------------------------------------------------------------
+// --no-newline: sheet 001's framing (issue 12)
+
+/** Sheet 001's first server, in Deno: one client; each `recv(1024)` is a
+ * message, answered `OK` with no newline; stops after answering exactly
+ * `fin`. Records every message it read. */
+function sheetOkServer(): FakeServer & { messages: string[] } {
+  const messages: string[] = [];
+  const fake = fakeTcpServer(async (conn) => {
+    const buffer = new Uint8Array(1024);
+    let message = "";
+    while (message !== "fin") {
+      const n = await within(conn.read(buffer), "a message from the client");
+      if (n === null) return;
+      message = text(buffer.subarray(0, n));
+      messages.push(message);
+      await writeAll(conn, utf8("OK"));
+    }
+  });
+  return Object.assign(fake, { messages });
+}
+
+Deno.test("--no-newline: sheet 001's server gets un, deux, trois, fin as four messages and ends", async () => {
+  await using server = sheetOkServer();
+  const done = await runClient(
+    ["--port", String(server.port), "--no-newline"],
+    "un\ndeux\ntrois\nfin\nnot sent\n",
+  );
+  // Hang guard only: with a 1 s silence wait per reply this takes 4 s.
+  await within(server.handled, "the sheet's server to end", 3500);
+  assert.equal(done.code, 0, done.stderr);
+  assert.deepEqual(server.messages, ["un", "deux", "trois", "fin"]);
+  assert.equal(text(done.stdout), "OKOKOKOK");
+  assert.match(done.stderr, /\nclient: stopped: reply to fin\n$/);
+});
+
+Deno.test("--no-newline: an empty line still stops (sheet 000) and is not sent", async () => {
+  await using server = sheetOkServer();
+  const done = await runClient(
+    ["--port", String(server.port), "--no-newline"],
+    "un\n\ndeux\n",
+  );
+  await within(server.handled, "the sheet's server to see the close");
+  assert.equal(done.code, 0, done.stderr);
+  assert.deepEqual(server.messages, ["un"]);
+  assert.match(done.stderr, /\nclient: stopped: empty line\n$/);
+});
+
+Deno.test("a server that accepts then resets: says it connected, exit 1", async () => {
+  const server = net.createServer((socket) => {
+    socket.on("error", () => {});
+    socket.resetAndDestroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  try {
+    const done = await runClient([
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+    ]);
+    assert.equal(done.code, 1);
+    // Either the reset comes while Deno sets the connection up, or after.
+    assert.ok(
+      [
+        `client: Connected to 127.0.0.1:${port}, then the server reset the connection at once\n`,
+        `client: connected to 127.0.0.1:${port}\nclient: the server reset the connection\n`,
+      ].includes(done.stderr),
+      done.stderr,
+    );
+    assertNoStackTrace(done.stderr);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
