@@ -28,7 +28,7 @@
  * @run deno run -N --unstable-net udp_echo.ts
  * Try it: `nc -u localhost 7777` in a second terminal, `ss -uanp` in a
  * third; start nc several times and watch the client port change in the
- * server's log. Or, once: `chmod +x udp_echo.ts && ./udp_echo.ts`.
+ * server's log. Or run it as a program: `chmod +x udp_echo.ts && ./udp_echo.ts`.
  * Siblings: tcp_echo.ts, select_echo.ts, worker_echo.ts, client.ts (with
  * `--udp`), ok_server.ts.
  *
