@@ -817,7 +817,10 @@ function ratioCell(
   ref: Row | undefined,
   ratio: number | undefined,
 ): string {
-  if (sc.noVerdict || !ref) return formatRatio(ratio);
+  if (ratio === undefined) return "—";
+  // Memory held by the server: no generator can set it.
+  if (sc.noVerdict) return `${formatRatio(ratio)} memory`;
+  if (!ref) return formatRatio(ratio);
   if (verdict(sc, row) === "generator" || verdict(sc, ref) === "generator") {
     return "generator-bound: no ratio";
   }
@@ -1028,14 +1031,19 @@ class Progress {
   }
 }
 
-/** A server of a scenario: its command line (or null: skipped), the
- * running process, and its row of results. */
+/** A server of a scenario: its command line and its row of results. */
 interface Slot {
   def: ServerDef;
   argv: string[];
-  server?: Server;
-  broken: boolean;
   row: Row;
+}
+
+/** The running servers, kept from one scenario to the next (starting
+ * them again for each scenario would double a smoke run), and those that
+ * failed to start. */
+interface Pool {
+  running: Map<string, Server>;
+  broken: Set<string>;
 }
 
 /** Run one scenario: its servers interleaved (run 1 of each server, then
@@ -1045,6 +1053,7 @@ interface Slot {
 async function benchScenario(
   plan: Plan,
   slots: Slot[],
+  pool: Pool,
   rt: Runtimes,
   options: Options,
   notes: string[],
@@ -1055,22 +1064,25 @@ async function benchScenario(
     for (const slot of slots) {
       const { def } = slot;
       progress.step(`${sc.id} ${def.name} run ${run + 1}`);
-      if (slot.broken) continue;
-      if (slot.server && (sc.freshServer || !slot.server.alive)) {
-        await retire(slot.server, def.name, notes);
-        slot.server = undefined;
+      if (pool.broken.has(def.name)) continue;
+      let server = pool.running.get(def.name);
+      if (server && (sc.freshServer || !server.alive)) {
+        await retire(server, def.name, notes);
+        server = undefined;
       }
       try {
-        slot.server ??= await startServer(slot.argv);
+        server ??= await startServer(slot.argv);
+        pool.running.set(def.name, server);
       } catch (err) {
-        slot.broken = true;
+        pool.running.delete(def.name);
+        pool.broken.add(def.name);
         notes.push(`${def.name} did not start: ${errorText(err)}`);
         console.error(`  ${notes.at(-1)}`);
         continue;
       }
       const conns = def.kind === "sequential" ? 1 : sc.conns;
       try {
-        const result = await runLoad(sc, conns, slot.server, options, rt);
+        const result = await runLoad(sc, conns, server, options, rt);
         slot.row.runs.push(result);
         console.error(`  ${summary(result)}`);
       } catch (err) {
@@ -1080,10 +1092,6 @@ async function benchScenario(
         console.error(`  ${notes.at(-1)}`);
       }
     }
-  }
-  for (const slot of slots) {
-    if (slot.server) await retire(slot.server, slot.def.name, notes);
-    slot.server = undefined;
   }
 }
 
@@ -1167,16 +1175,19 @@ async function main(): Promise<number> {
     plan.servers.filter((def) => argvs.get(def.name)).map((def): Slot => ({
       def,
       argv: argvs.get(def.name)!,
-      broken: false,
       row: { server: def.name, runs: [] },
     }))
   );
   const progress = new Progress(
     slotsOf.reduce((n, slots) => n + slots.length * options.runs, 0),
   );
+  const pool: Pool = { running: new Map(), broken: new Set() };
   for (const [i, plan] of plans.entries()) {
     results.set(plan.sc.id, slotsOf[i].map((s) => s.row));
-    await benchScenario(plan, slotsOf[i], rt, options, notes, progress);
+    await benchScenario(plan, slotsOf[i], pool, rt, options, notes, progress);
+  }
+  for (const [name, server] of pool.running) {
+    await retire(server, name, notes);
   }
   const ran = plans.map((p) => p.sc).filter((sc) =>
     results.get(sc.id)!.length > 0

@@ -18,6 +18,16 @@ Deno.test("bench:smoke runs every scenario against every server it finds", async
   const done = await smoke.finished(180_000);
   assert.equal(done.code, 0, `${done.stdout}\n${done.stderr}`);
   assert.match(done.stderr, /^smoke: ok$/m);
+  // Progress: every step numbered out of the total, with the time left.
+  const total = Number(done.stderr.match(/^step 1 of (\d+)/m)?.[1]);
+  assert.ok(total > 1, "no 'step 1 of N' line");
+  assert.match(
+    done.stderr,
+    new RegExp(`^step ${total} of ${total}, about `, "m"),
+  );
+  // Every throughput ratio says who set the pace.
+  assert.match(done.stdout, /server-bound|generator-bound/);
+  assert.doesNotMatch(done.stdout, /\| \d[\d.]*× \|/);
   // Every one of our servers that exists was measured, not skipped.
   for (
     const script of [
