@@ -35,6 +35,22 @@ import {
   writeAll,
 } from "./helpers.ts";
 import { assertNoStackTrace, firstLine } from "./server_cli.ts";
+import {
+  concat as concatBytes,
+  describeConnectError,
+  describeDisconnect,
+  formatAddress,
+  howToRun,
+  isStopWord,
+  LineReader,
+  type Options,
+  parseOptions,
+  parsePort,
+  replyEnd,
+  splitLine,
+  UsageError,
+  withNewline,
+} from "../client.ts";
 
 const SCRIPT = "client.ts";
 const RUN_LINE = `deno run ${taskFlags(SCRIPT).join(" ")} ${SCRIPT}`;
@@ -48,6 +64,7 @@ Deno.test("client: --help prints the usage on stdout and exits 0", async () => {
   assert.equal(done.code, 0);
   assert.ok(text(done.stdout).startsWith(USAGE_START), text(done.stdout));
   assert.match(text(done.stdout), /--udp/);
+  assert.match(text(done.stdout), /--no-newline/);
   assert.equal(done.stderr, "");
 });
 
@@ -90,6 +107,31 @@ Deno.test("client: the header's run line is the task's, and a lone copy runs wit
     const done = await client.finished();
     assert.equal(done.code, 0, done.stderr);
     assert.equal(text(done.stdout), "alone\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("client: the shebang carries the task's flags; a lone executable copy runs as ./client.ts", async () => {
+  const source = await Deno.readTextFile(new URL(SCRIPT, ROOT));
+  assert.equal(
+    source.split("\n")[0],
+    `#!/usr/bin/env -S deno run ${taskFlags(SCRIPT).join(" ")}`,
+  );
+  await using server = await startServer("tcp_echo.ts");
+  const dir = await copyAlone(SCRIPT);
+  try {
+    await Deno.chmod(`${dir}/${SCRIPT}`, 0o755);
+    await using client = new ClientProcess(`./${SCRIPT}`, [
+      "--port",
+      String(server.port),
+    ], dir);
+    const writer = client.process.stdin.getWriter();
+    await writer.write(utf8("as a program\n"));
+    await writer.close();
+    const done = await client.finished();
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(text(done.stdout), "as a program\n");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -739,18 +781,20 @@ Deno.test("a server that accepts then resets: says it connected, exit 1", async 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as net.AddressInfo;
   try {
-    const done = await runClient([
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-    ]);
+    // A line to send, so the client waits for the server, not for stdin.
+    const done = await runClient(
+      ["--host", "127.0.0.1", "--port", String(port)],
+      "hello\n",
+    );
     assert.equal(done.code, 1);
-    // Either the reset comes while Deno sets the connection up, or after.
+    // The reset comes while Deno sets the connection up, or after: either
+    // way the client says it connected, never "Cannot connect".
     assert.ok(
       [
         `client: Connected to 127.0.0.1:${port}, then the server reset the connection at once\n`,
         `client: connected to 127.0.0.1:${port}\nclient: the server reset the connection\n`,
+        // Our line's write took the reset; the read after it sees an end.
+        `client: connected to 127.0.0.1:${port}\nclient: the server closed the connection\n`,
       ].includes(done.stderr),
       done.stderr,
     );
@@ -758,4 +802,115 @@ Deno.test("a server that accepts then resets: says it connected, exit 1", async 
   } finally {
     await new Promise((resolve) => server.close(resolve));
   }
+});
+
+// ---------------------------------------------------------------------------
+// Pure pieces, in-process (fast: no socket, no subprocess)
+
+Deno.test("parseOptions: defaults, --no-newline, --udp, help", () => {
+  assert.deepEqual(parseOptions([]), {
+    host: "localhost",
+    port: 7777,
+    udp: false,
+    noNewline: false,
+  });
+  assert.deepEqual(
+    parseOptions(["--port", "12800", "--no-newline", "--udp", "--host", "::1"]),
+    { host: "::1", port: 12800, udp: true, noNewline: true },
+  );
+  assert.equal(parseOptions(["-h"]), null);
+  assert.throws(() => parseOptions(["--newline"]), UsageError);
+});
+
+Deno.test("parsePort: whole numbers 0..65535 only", () => {
+  assert.equal(parsePort("0"), 0);
+  assert.equal(parsePort("65535"), 65535);
+  for (const bad of ["65536", "-5", "1e3", "7777abc", "", " 1"]) {
+    assert.throws(() => parsePort(bad), UsageError, bad);
+  }
+});
+
+Deno.test("isStopWord: exactly fin", () => {
+  assert.equal(isStopWord(utf8("fin")), true);
+  for (const other of ["fin ", "Fin", "fini", "", "fin\n"]) {
+    assert.equal(isStopWord(utf8(other)), false, other);
+  }
+});
+
+Deno.test("withNewline and splitLine: a line and its frame", () => {
+  assert.deepEqual(withNewline(utf8("ab")), utf8("ab\n"));
+  assert.equal(splitLine(utf8("no end")), null);
+  const split = splitLine(utf8("one\r\ntwo\nthree"));
+  assert.ok(split);
+  assert.equal(text(split[0]), "one\r");
+  assert.equal(text(split[1]), "two\nthree");
+});
+
+Deno.test("LineReader: lines across reads, \\r\\n, a last line without newline", async () => {
+  const chunks = ["he", "llo\r", "\nwor", "ld\n\nlast"].map(utf8);
+  const source = {
+    read(p: Uint8Array): Promise<number | null> {
+      const chunk = chunks.shift();
+      if (chunk === undefined) return Promise.resolve(null);
+      p.set(chunk);
+      return Promise.resolve(chunk.length);
+    },
+  };
+  const reader = new LineReader(source);
+  const lines: (string | null)[] = [];
+  for (let i = 0; i < 5; i++) {
+    const line = await reader.next();
+    lines.push(line === null ? null : text(line));
+  }
+  assert.deepEqual(lines, ["hello", "world", "", "last", null]);
+  assert.deepEqual(concatBytes([utf8("a"), utf8("bc")]), utf8("abc"));
+});
+
+Deno.test("replyEnd: a newline ends a reply; one read does with --no-newline", () => {
+  const NL = 0x0a;
+  const K = 0x4b; // "K" of "OK"
+  assert.equal(replyEnd(0, -1, false, false), null); // nothing yet: wait
+  assert.equal(replyEnd(3, NL, false, false), "line");
+  assert.equal(replyEnd(2, K, false, false), null); // only silence ends it
+  assert.equal(replyEnd(2, K, false, true), "read"); // sheet 001's recv
+  assert.equal(replyEnd(0, -1, false, true), null);
+  assert.equal(replyEnd(3, NL, true, false), "line"); // answered, then closed
+  assert.equal(replyEnd(2, K, true, false), "gone");
+});
+
+Deno.test("formatAddress: IPv4, IPv6 in brackets, mapped IPv4 shown as IPv4", () => {
+  const tcp = (hostname: string): Deno.NetAddr => ({
+    transport: "tcp",
+    hostname,
+    port: 7777,
+  });
+  assert.equal(formatAddress(tcp("127.0.0.1")), "127.0.0.1:7777");
+  assert.equal(formatAddress(tcp("::1")), "[::1]:7777");
+  assert.equal(formatAddress(tcp("::ffff:127.0.0.1")), "127.0.0.1:7777");
+});
+
+Deno.test("error lines: refused, reset right after connect, permission, disconnects", () => {
+  const options: Options = {
+    host: "localhost",
+    port: 12800,
+    udp: false,
+    noNewline: false,
+  };
+  assert.equal(
+    describeConnectError(new Deno.errors.ConnectionRefused("x"), options),
+    "Cannot connect to localhost:12800: connection refused; is the server running?",
+  );
+  assert.equal(
+    describeConnectError(new Deno.errors.ConnectionReset("x"), options),
+    "Connected to localhost:12800, then the server reset the connection at once",
+  );
+  assert.equal(
+    describeConnectError(new Deno.errors.NotCapable("x"), options),
+    `Network permission missing: ${howToRun("-N")}`,
+  );
+  assert.equal(howToRun("-N"), "run it as: deno run -N client.ts");
+  assert.equal(
+    describeDisconnect(new Deno.errors.ConnectionReset("x")),
+    "the server reset the connection",
+  );
 });
