@@ -251,6 +251,7 @@ function scenarioDefs(idleConns: number): ScenarioDef[] {
       columns: PINGPONG_COLUMNS,
       reference: "node_net.mjs",
     },
+    ...KNEE_CONNS.filter((n) => n < 500).map(kneeScenario),
     {
       id: "pingpong-500x64",
       title: "TCP ping-pong, 500 connections, 64 B messages",
@@ -263,7 +264,7 @@ function scenarioDefs(idleConns: number): ScenarioDef[] {
       note: "max/min per conn: messages completed by the busiest connection " +
         "over the slowest, during the timed window.",
     },
-    ...KNEE_CONNS.map(kneeScenario),
+    ...KNEE_CONNS.filter((n) => n > 500).map(kneeScenario),
     {
       id: "bulk",
       title: "TCP bulk, 1 connection, 64 KiB writes while reading",
