@@ -1,3 +1,4 @@
+#!/usr/bin/env -S deno run -N
 /**
  * # tcp_echo.ts — sequential TCP echo server: one client at a time
  *
@@ -8,50 +9,156 @@
  * synchronous server; select_echo.ts serves many clients from one thread (an
  * event loop) and worker_echo.ts from several threads.
  *
- * Sheet: TP5b "Socket Serveur" (seeds/000), §1.2 "Version TCP".
+ * Sheet: TP5b "Socket Serveur" (seeds/000), §1.2 "Version TCP". The sheet's
+ * Python, line for line:
+ *   s = socket.socket(AF_INET6, SOCK_STREAM)  ↔  Deno.listen({ hostname: "::",
+ *   s.bind(("", 7777)); s.listen(1)                port, tcpBacklog: BACKLOG })
+ *                                                  (one call; see listen())
+ *   listen(1)                                 ↔  BACKLOG = 1
+ *   sc, addr = s.accept()                     ↔  conn = await listener.accept()
+ *   data = sc.recv(1500)                      ↔  n = await conn.read(buffer)
+ *   if len(data) == 0: break                  ↔  if (n === null) break
+ *   sc.send(data)                             ↔  await writeAll(conn, bytes)
+ *   sc.close()                                ↔  closeQuietly(conn)
+ *   the inner loop finishes before accept()   ↔  `await serveClient(…)`, THE
+ *                                                  line of acceptLoop()
+ * The echo service's own port is 7 (TCP and UDP); ports below 1024 need
+ * root, so the sheet, and this script, use 7777.
  *
  * @run deno run -N tcp_echo.ts
  * Try it: `nc localhost 7777` in a second terminal, `ss -tnp` in a third;
- * start nc several times and watch the client port change.
+ * start nc several times and watch the client port change. Or `chmod +x
+ * tcp_echo.ts` once, then `./tcp_echo.ts`.
  * Siblings: select_echo.ts, worker_echo.ts, udp_echo.ts, client.ts,
- * ok_server.ts.
+ * ok_server.ts, check.ts.
  *
  * Permissions: `-N` (network) only: it listens and talks to clients.
+ *
+ * Reading order: the lesson (serveClient and acceptLoop), then main(), then
+ * the command line, then the skeleton that every server of the kit shares
+ * (output, listening, accepting without dying, shutdown).
  */
 
 import { parseArgs } from "node:util";
 
-// ---------------------------------------------------------------------------
-// Tunables, each with its reason.
-
 const PROGRAM = "tcp_echo";
-/** The sheet's port. The real echo service is port 7, but ports below 1024
- * are reserved to root. */
+/** How users run it; messages that say how to run it repeat it. */
+const RUN_LINE = `deno run -N ${PROGRAM}.ts`;
+/** The sheet's port (the real echo service is port 7, reserved to root). */
 const DEFAULT_PORT = 7777;
 /** All interfaces, IPv6 and IPv4 on one port, like the sheet's `AF_INET6`
  * socket bound to `("", 7777)`. */
 const DEFAULT_HOST = "::";
+
+// ===========================================================================
+// The lesson: serve one client, then the next
+// ===========================================================================
+
 /** The sheet's `listen(1)`: clients that arrive while one is served wait in
  * a queue this short (Linux lets one more than this complete its handshake;
  * later ones wait in SYN retries). Nothing is lost: they are served in turn. */
 const BACKLOG = 1;
-/** One read buffer for the whole server, since it serves one client at a
- * time. Bigger reads mean fewer trips through the event loop. Measured bulk
- * echo on loopback (one client streaming, median of 3 runs): the sheet's
- * 1500 bytes 0.15 GB/s, 16 KiB 1.1 GB/s, 64 KiB 2.5 GB/s, 256 KiB 2.9 GB/s.
- * A concurrent server would pay this memory per client; this one pays it
- * once. */
+/** The sheet reads 1500 bytes at a time. One client at a time means one
+ * buffer for the whole server, so it can be large: bigger reads mean fewer
+ * trips through the event loop (bench/RESULTS.md, "read size"). */
 const BUFFER_SIZE = 256 * 1024;
-/** When accept() fails for a reason other than a vanished client (typically
- * EMFILE: out of file descriptors), wait before trying again, doubling the
- * wait up to the maximum, so a full descriptor table does not spin the CPU. */
-const ACCEPT_RETRY_MIN_MS = 10;
-const ACCEPT_RETRY_MAX_MS = 1000;
-/** On Ctrl-C or SIGTERM, clients are closed at once; if anything still holds
- * the process after this long, it exits anyway. */
-const SHUTDOWN_GRACE_MS = 2000;
 
-const USAGE = `Usage: deno run -N ${PROGRAM}.ts [options]
+/** Clients served and bytes echoed, for the summary line. */
+const stats = { clients: 0, bytes: 0 };
+
+/** The sheet's accept loop. */
+async function acceptLoop(listener: Deno.TcpListener): Promise<void> {
+  const buffer = new Uint8Array(BUFFER_SIZE);
+  for (;;) {
+    let conn: Deno.TcpConn;
+    try {
+      conn = await listener.accept(); // the sheet's accept(): wait for a client
+    } catch (err) {
+      if (err instanceof Deno.errors.BadResource) return; // closed: shutdown
+      await acceptFailed(err); // a vanished client, or no descriptor left
+      continue;
+    }
+    // THE line that makes this server sequential: we wait for this client
+    // to leave before calling accept() again, so the next client waits in
+    // the backlog. select_echo.ts drops this `await`, and serves everyone.
+    await serveClient(conn, buffer);
+  }
+}
+
+/** The sheet's inner loop: echo one client until it closes, then close our
+ * side. */
+async function serveClient(conn: Deno.TcpConn, buffer: Uint8Array) {
+  const peer = welcome(conn);
+  stats.clients++;
+  let echoed = 0;
+  let ending = "left";
+  try {
+    // Deno leaves Nagle's algorithm on; with it, an echo split over two
+    // reads waits up to 40 ms for the client's delayed ACK before its
+    // second part leaves. An echo server wants every byte out at once.
+    conn.setNoDelay(true);
+    for (;;) {
+      const n = await conn.read(buffer);
+      // null: the client closed, or half-closed, its sending side (the
+      // sheet's zero-length recv). Every byte it sent has been echoed by
+      // now, so closing is safe.
+      if (n === null) break;
+      // Awaiting the write is what bounds memory: a client that sends but
+      // never reads fills the kernel buffers, then this await waits, and we
+      // stop reading from it. Nothing piles up in our process.
+      await writeAll(conn, buffer.subarray(0, n));
+      echoed += n;
+    }
+  } catch (err) {
+    ending = describeDisconnect(err, peer);
+  } finally {
+    forget(conn);
+    closeQuietly(conn);
+  }
+  stats.bytes += echoed;
+  log(`${peer} ${ending} after ${plural(echoed, "byte")} echoed`);
+}
+
+// ===========================================================================
+// main: listen, serve until Ctrl-C, print a summary
+// ===========================================================================
+
+async function main(args: string[]): Promise<number> {
+  const options = parseOptions(args);
+  if (typeof options === "number") return options; // --help, or a mistake
+
+  let listeners: Deno.TcpListener[];
+  try {
+    listeners = listen(options);
+  } catch (err) {
+    warn(describeListenError(err, options));
+    return 1;
+  }
+  const shutdown = installShutdown(() => closeAll(listeners));
+  announce(`listening on ${describeListeners(listeners)}`);
+
+  await Promise.all(listeners.map(acceptLoop));
+  // The accept loops are over; wait for the clients' last lines.
+  await clientsGone();
+
+  announce(
+    `stopped by ${shutdown.reason || "closing"}: ${
+      plural(stats.clients, "client")
+    }, ${plural(stats.bytes, "byte")} echoed`,
+  );
+  return 0;
+}
+
+// ===========================================================================
+// The command line
+// ===========================================================================
+
+type Options = CommonOptions;
+
+/** This server's own options, besides --port, --host, --quiet, --help. */
+const OPTIONS = {};
+
+const USAGE = `Usage: ${howToRun()} [options]
 
 Sequential TCP echo server: sends back every byte it receives, serving one
 client at a time (the next waits in the backlog until the first leaves).
@@ -65,10 +172,26 @@ Options:
 
 Try it: nc localhost ${DEFAULT_PORT}`;
 
-// ---------------------------------------------------------------------------
-// Options
+/** Returns the options, or the exit code when there is nothing to serve. */
+export function parseOptions(args: string[]): Options | number {
+  return readCommandLine(args, (common) => common);
+}
 
-interface Options {
+// ==== SKELETON BEGIN =======================================================
+// What every TCP server of this kit needs around its lesson: the command
+// line, the output, listening, accepting without dying, the list of
+// clients, and shutdown. These lines are the same, word for word, at the end
+// of tcp_echo.ts, select_echo.ts, worker_echo.ts and ok_server.ts (a test
+// fails when they drift), so that `diff tcp_echo.ts select_echo.ts` shows
+// only what changes the concurrency model. What differs between the servers
+// comes from each script's constants above: PROGRAM, RUN_LINE, DEFAULT_PORT,
+// BACKLOG, OPTIONS and USAGE.
+
+// ---------------------------------------------------------------------------
+// Command line
+
+/** The options every server takes; each script adds its own (OPTIONS). */
+interface CommonOptions {
   host: string;
   port: number;
   quiet: boolean;
@@ -77,33 +200,53 @@ interface Options {
 /** A mistake on the command line: reported with the usage, exit code 2. */
 class UsageError extends Error {}
 
-/** Parses the command line; returns null when help was asked for. */
-function parseOptions(args: string[]): Options | null {
-  let parsed;
+/** Reads the command line: the common options, and the script's own ones
+ * that `build` turns into its Options (it may throw UsageError). Returns an
+ * exit code instead when there is nothing to serve: 0 after --help (the
+ * usage on stdout), 2 after a mistake (one line, then the usage, on
+ * stderr). */
+function readCommandLine<T>(
+  args: string[],
+  build: (common: CommonOptions, values: Record<string, unknown>) => T,
+): T | number {
   try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: "string", default: String(DEFAULT_PORT) },
-        host: { type: "string", default: DEFAULT_HOST },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args,
+        strict: true,
+        allowPositionals: false,
+        options: {
+          port: { type: "string", default: String(DEFAULT_PORT) },
+          host: { type: "string", default: DEFAULT_HOST },
+          quiet: { type: "boolean", default: false },
+          help: { type: "boolean", short: "h", default: false },
+          ...OPTIONS,
+        },
+      });
+    } catch (err) {
+      // parseArgs names the option and explains, sometimes over several
+      // lines ("--port -5": did you mean --port=-5?): keep them, on one.
+      throw new UsageError(errorMessage(err).replaceAll("\n", " "));
+    }
+    const values: Record<string, unknown> = parsed.values;
+    if (values.help === true) {
+      console.log(USAGE);
+      return 0;
+    }
+    output.quiet = values.quiet === true;
+    const common = {
+      host: String(values.host),
+      port: parsePort(String(values.port)),
+      quiet: output.quiet,
+    };
+    return build(common, values);
   } catch (err) {
-    // parseArgs names the unknown option or missing value well; its first
-    // line is enough.
-    throw new UsageError(errorMessage(err).split("\n")[0]);
+    if (!(err instanceof UsageError)) throw err;
+    warn(err.message);
+    console.error(USAGE);
+    return 2;
   }
-  const { values } = parsed;
-  if (values.help) return null;
-  return {
-    host: values.host,
-    port: parsePort(values.port),
-    quiet: values.quiet,
-  };
 }
 
 /** A port is a whole number from 0 to 65535; "7777abc" or "1e3" is not. */
@@ -117,14 +260,27 @@ function parsePort(text: string): number {
   return port;
 }
 
+/** How to start this program, for messages that say how: the `deno run`
+ * line, or inside a binary made by `deno compile`, the binary's own name. */
+function howToRun(): string {
+  if (!Deno.build.standalone) return RUN_LINE;
+  const path = Deno.execPath();
+  return path.slice(
+    Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1,
+  );
+}
+
 // ---------------------------------------------------------------------------
 // Output: one line per event, prefixed by the program's name.
 
-let quiet = false;
+/** `quiet`: --quiet was given. `threadTag`: "[2] " in thread 2 of
+ * worker_echo.ts, "" elsewhere: which thread wrote the line (console.log
+ * writes a whole line at once, so threads' lines never mix). */
+const output = { quiet: false, threadTag: "" };
 
 /** Per-client lines, silenced by --quiet. */
 function log(line: string): void {
-  if (!quiet) console.log(`${PROGRAM}: ${line}`);
+  if (!output.quiet) console.log(`${PROGRAM}: ${output.threadTag}${line}`);
 }
 
 /** Lines that always appear: the ready line and the summary. */
@@ -134,11 +290,16 @@ function announce(line: string): void {
 
 /** Problems, on stderr. */
 function warn(line: string): void {
-  console.error(`${PROGRAM}: ${line}`);
+  console.error(`${PROGRAM}: ${output.threadTag}${line}`);
 }
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** "1 client", "2 clients". */
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /** "127.0.0.1:53422" or "[::1]:53422". An IPv4 client of a dual-stack
@@ -156,12 +317,13 @@ function formatAddress(addr: Deno.Addr): string {
 // ---------------------------------------------------------------------------
 // Listening
 
-/** Opens the listening socket(s). With the default host, one socket on "::"
- * receives IPv4 and IPv6 (Linux and macOS are dual-stack by default). Where
- * "::" is IPv6-only (Windows, or Linux with net.ipv6.bindv6only=1), a second
- * socket on 0.0.0.0 serves IPv4 on the same port; where IPv6 is missing
- * altogether, 0.0.0.0 alone serves. */
-function listen(options: Options): Deno.TcpListener[] {
+/** Opens the listening socket(s): the sheet's socket(), bind() and
+ * listen(). With the default host, one socket on "::" receives IPv4 and
+ * IPv6 (Linux and macOS are dual-stack by default). Where "::" is IPv6-only
+ * (Windows, or Linux with net.ipv6.bindv6only=1), a second socket on
+ * 0.0.0.0 serves IPv4 on the same port; where IPv6 is missing altogether,
+ * 0.0.0.0 alone serves. */
+function listen(options: CommonOptions): Deno.TcpListener[] {
   const { host, port } = options;
   let first: Deno.TcpListener;
   try {
@@ -171,16 +333,19 @@ function listen(options: Options): Deno.TcpListener[] {
     return [Deno.listen({ hostname: "0.0.0.0", port, tcpBacklog: BACKLOG })];
   }
   if (host !== DEFAULT_HOST) return [first];
-  const { port: boundPort } = first.addr;
+  const probe = { hostname: "0.0.0.0", port: first.addr.port };
+  // Run without -N, Deno asks the user before each new address: never ask
+  // about this probe, which the user did not choose. Without the permission
+  // we trust the dual-stack default of Linux and macOS.
+  const allowed = Deno.permissions.querySync({
+    name: "net",
+    host: `${probe.hostname}:${probe.port}`,
+  });
+  if (allowed.state !== "granted") return [first];
   try {
     // On a dual-stack system "::" already holds the IPv4 port too, so this
     // fails with AddrInUse, which is the answer we hope for.
-    const second = Deno.listen({
-      hostname: "0.0.0.0",
-      port: boundPort,
-      tcpBacklog: BACKLOG,
-    });
-    return [first, second];
+    return [first, Deno.listen({ ...probe, tcpBacklog: BACKLOG })];
   } catch (err) {
     if (err instanceof Deno.errors.AddrInUse) return [first];
     first.close();
@@ -195,12 +360,12 @@ function isNoIPv6(err: unknown): boolean {
 }
 
 /** Turns a failure to listen into one line telling the user what to do. */
-function describeListenError(err: unknown, options: Options): string {
+function describeListenError(err: unknown, options: CommonOptions): string {
   const where = `${
     options.host.includes(":") ? `[${options.host}]` : options.host
   }:${options.port}`;
   if (err instanceof Deno.errors.NotCapable) {
-    return `Network permission missing: run it as: deno run -N ${PROGRAM}.ts`;
+    return `Network permission missing: run it as: ${howToRun()}`;
   }
   if (err instanceof Deno.errors.AddrInUse) {
     return `Cannot listen on ${where}: address already in use; stop the other server (see: ss -tlnp) or choose another --port`;
@@ -224,44 +389,82 @@ function describeListeners(listeners: Deno.TcpListener[]): string {
 }
 
 // ---------------------------------------------------------------------------
-// Serving one client
+// Accepting without dying
 
-const stats = { clients: 0, bytes: 0 };
-/** The connections being served, so that shutdown can close them. */
-const clients = new Set<Deno.TcpConn>();
-
-/** Echoes one client until it closes, then closes our side. */
-async function serveClient(conn: Deno.TcpConn, buffer: Uint8Array) {
-  const peer = formatAddress(conn.remoteAddr);
-  clients.add(conn);
-  stats.clients++;
-  log(`${peer} connected`);
-  let echoed = 0;
-  let ending = "left";
-  try {
-    // Deno leaves Nagle's algorithm on; with it, an echo split over two
-    // reads waits up to 40 ms for the client's delayed ACK before its
-    // second part leaves. An echo server wants every byte out at once.
-    conn.setNoDelay(true);
-    for (;;) {
-      const n = await conn.read(buffer);
-      // null: the client closed, or half-closed, its sending side. Every
-      // byte it sent has been echoed by now, so closing is safe.
-      if (n === null) break;
-      // Awaiting the write is what bounds memory: a client that sends but
-      // never reads fills the kernel buffers, then this await waits, and we
-      // stop reading from it. Nothing piles up in our process.
-      await writeAll(conn, buffer.subarray(0, n));
-      echoed += n;
-    }
-  } catch (err) {
-    ending = describeDisconnect(err, peer);
-  } finally {
-    clients.delete(conn);
-    closeQuietly(conn);
+/** accept() fails while the server is healthy: when a client resets before
+ * we accept it, or when the process is out of file descriptors (EMFILE).
+ * That is why `for await (const conn of listener)`, which ends for good on
+ * the first error, is not a server loop. The accept loop calls this on each
+ * failure but a closed listener: a vanished client is skipped; otherwise it
+ * waits before the next try, doubling the wait up to the maximum, so that a
+ * full descriptor table does not spin the CPU. */
+async function acceptFailed(err: unknown): Promise<void> {
+  if (isClientGone(err)) return; // it left before we met it
+  if (isListenerBroken(err)) {
+    throw new Error(`cannot accept clients: ${errorMessage(err)}`);
   }
-  stats.bytes += echoed;
-  log(`${peer} ${ending} after ${echoed} bytes echoed`);
+  acceptRetryMs = Math.min(
+    Math.max(acceptRetryMs * 2, ACCEPT_RETRY_MIN_MS),
+    ACCEPT_RETRY_MAX_MS,
+  );
+  if (acceptRetryMs === ACCEPT_RETRY_MIN_MS) {
+    warn(`cannot accept clients: ${errorMessage(err)}; retrying`);
+  }
+  await sleep(acceptRetryMs);
+}
+
+/** The current wait between failed accepts; 0 while accept() works. */
+let acceptRetryMs = 0;
+const ACCEPT_RETRY_MIN_MS = 10;
+const ACCEPT_RETRY_MAX_MS = 1000;
+
+/** Errors of accept() that only mean the client vanished in the backlog. */
+function isClientGone(err: unknown): boolean {
+  return err instanceof Deno.errors.NotConnected ||
+    err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.ConnectionAborted;
+}
+
+/** accept() on a socket that no longer listens fails with EINVAL, and will
+ * for ever: what happens when the listening socket is destroyed from outside
+ * (`ss -K` does it). No retry can help. */
+function isListenerBroken(err: unknown): boolean {
+  return (err as { code?: string }).code === "EINVAL";
+}
+
+// ---------------------------------------------------------------------------
+// The clients
+
+/** Every client being served (the sheet's list of client sockets), with the
+ * time we last heard from it; shutdown closes them all. */
+const clients = new Map<Deno.TcpConn, number>();
+
+/** A client arrives: list it and say so. Returns how to name it in logs. */
+function welcome(conn: Deno.TcpConn): string {
+  if (acceptRetryMs > 0) {
+    acceptRetryMs = 0;
+    warn("accepting clients again");
+  }
+  const peer = formatAddress(conn.remoteAddr);
+  clients.set(conn, Date.now());
+  log(`${peer} connected`);
+  return peer;
+}
+
+/** Removes a client from the list; the last one gone wakes main() if it is
+ * waiting to print the summary. */
+function forget(conn: Deno.TcpConn): void {
+  clients.delete(conn);
+  if (clients.size === 0) lastClientGone?.();
+}
+
+let lastClientGone: (() => void) | undefined;
+
+/** Resolves once every client has been forgotten and has logged its line
+ * (which serveClient does right after forget(), in the same step). */
+function clientsGone(): Promise<void> {
+  if (clients.size === 0) return Promise.resolve();
+  return new Promise((resolve) => lastClientGone = resolve);
 }
 
 /** write() may take only part of the bytes; loop until all are sent. */
@@ -291,50 +494,6 @@ function closeQuietly(resource: { close(): void }): void {
   }
 }
 
-// ---------------------------------------------------------------------------
-// The accept loop
-
-/** Accepts clients until the listener is closed. `for await (const conn of
- * listener)` is not enough for a server: it ends for good on the first
- * error, and accept() does fail while the server is healthy: when a client
- * resets before we accept it, or when the process is out of file
- * descriptors. */
-async function acceptLoop(listener: Deno.TcpListener): Promise<void> {
-  const buffer = new Uint8Array(BUFFER_SIZE);
-  let retryMs = 0;
-  for (;;) {
-    let conn: Deno.TcpConn;
-    try {
-      conn = await listener.accept();
-    } catch (err) {
-      if (err instanceof Deno.errors.BadResource) return; // closed: shutdown
-      if (isClientGone(err)) continue; // it left before we met it
-      retryMs = Math.min(
-        Math.max(retryMs * 2, ACCEPT_RETRY_MIN_MS),
-        ACCEPT_RETRY_MAX_MS,
-      );
-      if (retryMs === ACCEPT_RETRY_MIN_MS) {
-        warn(`cannot accept clients: ${errorMessage(err)}; retrying`);
-      }
-      await sleep(retryMs);
-      continue;
-    }
-    if (retryMs > 0) warn("accepting clients again");
-    retryMs = 0;
-    // THE line that makes this server sequential: we wait for this client
-    // to leave before calling accept() again, so the next client waits in
-    // the backlog. (select_echo.ts does not wait here.)
-    await serveClient(conn, buffer);
-  }
-}
-
-/** Errors of accept() that only mean the client vanished in the backlog. */
-function isClientGone(err: unknown): boolean {
-  return err instanceof Deno.errors.NotConnected ||
-    err instanceof Deno.errors.ConnectionReset ||
-    err instanceof Deno.errors.ConnectionAborted;
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -342,70 +501,61 @@ function sleep(ms: number): Promise<void> {
 // ---------------------------------------------------------------------------
 // Shutdown
 
-/** On Ctrl-C (SIGINT) or SIGTERM: close the listeners, so the accept loops
- * end, and the clients, so their reads end. main() then prints the summary.
- * Must be installed before the ready line: a parent that signals as soon as
- * it reads that line must find the handler in place. */
-function installShutdown(listeners: Deno.TcpListener[]): { signal: string } {
-  const state = { signal: "" };
-  const stop = (signal: string) => {
-    if (state.signal) return; // a second Ctrl-C changes nothing
-    state.signal = signal;
-    for (const listener of listeners) closeQuietly(listener);
-    for (const conn of clients) closeQuietly(conn);
+/** Stops the server, once: on Ctrl-C (SIGINT), on SIGTERM, or when the
+ * script itself decides to (ok_server.ts on "fin"). Set by
+ * installShutdown(). */
+let stopServer: (reason: string) => void = () => {};
+
+/** Makes Ctrl-C and SIGTERM call `stop`, which closes what keeps the server
+ * running; main() then prints the summary with the reason it stopped. Must
+ * be installed before the ready line: a parent that signals as soon as it
+ * reads that line must find the handler in place. */
+function installShutdown(stop: () => void): { reason: string } {
+  const state = { reason: "" };
+  stopServer = (reason: string) => {
+    if (state.reason) return; // a second Ctrl-C changes nothing
+    state.reason = reason;
+    stop();
     // Whatever still holds the process (a retry timer) must not keep it.
     const timer = setTimeout(() => {
-      warn(`still busy ${SHUTDOWN_GRACE_MS} ms after ${signal}; exiting`);
+      warn(`still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`);
       Deno.exit(0);
     }, SHUTDOWN_GRACE_MS);
     Deno.unrefTimer(timer);
   };
-  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
-  // Windows has no SIGTERM; Ctrl-C is its only signal here.
+  Deno.addSignalListener("SIGINT", () => stopServer("SIGINT"));
+  // Windows has no SIGTERM; Ctrl-C is its only signal there.
   if (Deno.build.os !== "windows") {
-    Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+    Deno.addSignalListener("SIGTERM", () => stopServer("SIGTERM"));
   }
   return state;
 }
 
-// ---------------------------------------------------------------------------
+/** On shutdown clients are closed at once; if anything still holds the
+ * process after this long, it exits anyway. */
+const SHUTDOWN_GRACE_MS = 2000;
 
-async function main(args: string[]): Promise<number> {
-  let options: Options | null;
-  try {
-    options = parseOptions(args);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    warn(err.message);
-    console.error(USAGE);
-    return 2;
-  }
-  if (options === null) {
-    console.log(USAGE);
-    return 0;
-  }
-  quiet = options.quiet;
-
-  let listeners: Deno.TcpListener[];
-  try {
-    listeners = listen(options);
-  } catch (err) {
-    warn(describeListenError(err, options));
-    return 1;
-  }
-  const shutdown = installShutdown(listeners);
-  announce(`listening on ${describeListeners(listeners)}`);
-
-  await Promise.all(listeners.map(acceptLoop));
-
-  announce(
-    `stopped by ${
-      shutdown.signal || "closing"
-    }: ${stats.clients} clients, ${stats.bytes} bytes echoed`,
-  );
-  return 0;
+/** Closes the listeners, so the accept loops end, and every client, so
+ * their reads end. */
+function closeAll(listeners: Deno.TcpListener[]): void {
+  for (const listener of listeners) closeQuietly(listener);
+  for (const conn of clients.keys()) closeQuietly(conn);
 }
 
-if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+/** Runs main() and exits with its code. Every error a user can cause is
+ * handled where it happens; anything else still ends as one line on stderr
+ * and exit code 1, never a stack trace. */
+async function run(main: (args: string[]) => Promise<number>): Promise<void> {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (err) {
+    warn(errorMessage(err));
+    code = 1;
+  }
+  Deno.exit(code);
 }
+
+// ==== SKELETON END =========================================================
+
+if (import.meta.main) await run(main);

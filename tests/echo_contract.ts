@@ -126,7 +126,7 @@ export function testEchoLogLines(script: string): void {
       assert.match(
         done.stdout,
         new RegExp(
-          `^${name}: stopped by SIGINT: 1 clients, 5 bytes echoed$`,
+          `^${name}: stopped by SIGINT: 1 client, 5 bytes echoed$`,
           "m",
         ),
       );
@@ -174,7 +174,9 @@ export function testQuietOutput(script: string, args: string[] = []): void {
     assert.equal(lines.length, 2, done.stdout);
     assert.match(
       lines[1],
-      new RegExp(`^${name}: stopped by SIGTERM: 1 clients, [01] bytes echoed$`),
+      new RegExp(
+        `^${name}: stopped by SIGTERM: 1 client, (0 bytes|1 byte) echoed$`,
+      ),
     );
   });
 }

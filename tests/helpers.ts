@@ -173,6 +173,9 @@ export interface Options {
   env?: Record<string, string>;
   /** Extra arguments put in front of the command, e.g. ["prlimit", …]. */
   wrap?: string[];
+  /** Run this instead of `deno run FLAGS SCRIPT`, e.g. ["./tcp_echo.ts"]
+   * for a script started through its shebang line. */
+  command?: string[];
 }
 
 /** A running script. Dispose it (await using) to be sure it is gone. */
@@ -284,9 +287,11 @@ export async function startServer(
 ): Promise<Server> {
   const flags = options.flags ?? taskFlags(script);
   const path = options.cwd ? script : fromFileUrl(new URL(script, ROOT));
+  const [command, ...start] = options.command ??
+    [Deno.execPath(), "run", ...flags, path];
   const server = new Server(
-    Deno.execPath(),
-    ["run", ...flags, path, "--port", "0", ...args],
+    command,
+    [...start, "--port", "0", ...args],
     options,
   );
   try {

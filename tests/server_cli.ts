@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import {
   copyAlone,
   headerRunLine,
+  ROOT,
   runScript,
   type Server,
   startServer,
@@ -62,7 +63,10 @@ export function testServerCommandLine(cli: ServerCli): void {
       "Unexpected argument 'extra'. This command does not take positional arguments",
     ],
     [["--port"], "Option '--port <value>' argument missing"],
-    [["--port", "-5"], "Option '--port' argument is ambiguous."],
+    [
+      ["--port", "-5"],
+      "Option '--port' argument is ambiguous. Did you forget to specify the option argument for '--port'? To specify an option argument starting with a dash use '--port=-XYZ'.",
+    ],
     [["--port", "70000"], `Invalid port "70000": ${INVALID_PORT}`],
     [["--port", "12ab"], `Invalid port "12ab": ${INVALID_PORT}`],
     [["--port=-1"], `Invalid port "-1": ${INVALID_PORT}`],
@@ -109,6 +113,34 @@ export function testServerCommandLine(cli: ServerCli): void {
       `${name}: Network permission missing: run it as: ${runLine}`,
     );
     assertNoStackTrace(done.stderr);
+  });
+
+  Deno.test({
+    name: `${name}: a lone copy made executable runs through its shebang line`,
+    ignore: Deno.build.os === "windows",
+    fn: async () => {
+      const source = await Deno.readTextFile(new URL(script, ROOT));
+      const shebang = source.split("\n")[0];
+      assert.equal(
+        shebang,
+        `#!/usr/bin/env -S ${runLine.replace(/ \S+$/, "")}`,
+      );
+      const dir = await copyAlone(script);
+      try {
+        await Deno.chmod(`${dir}/${script}`, 0o755);
+        // `env` finds deno on the PATH, as it would for a user.
+        const bin = Deno.execPath().replace(/\/[^/]*$/, "");
+        await using server = await startServer(script, [], {
+          cwd: dir,
+          command: [`./${script}`],
+          env: { PATH: `${bin}:${Deno.env.get("PATH") ?? ""}` },
+        });
+        await cli.probe(server);
+        assert.equal((await server.stop()).code, 0);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
   });
 
   Deno.test(`${name}: the header's run line is the task's, and a lone copy runs with it`, async () => {

@@ -214,7 +214,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       assert.match(
         done.stdout,
         new RegExp(
-          `^tcp_echo: stopped by ${signal}: 1 clients, 3 bytes echoed$`,
+          `^tcp_echo: stopped by ${signal}: 1 client, 3 bytes echoed$`,
           "m",
         ),
       );
