@@ -473,11 +473,7 @@ async function talkUdp(
   interactive: boolean,
 ): Promise<number> {
   if (typeof Deno.listenDatagram !== "function") {
-    warn(
-      `--udp needs the --unstable-net flag: ${
-        howToRun("-N --unstable-net", " --udp")
-      }`,
-    );
+    warn(udpNeedsUnstable());
     return 1;
   }
   // Resolve the name ourselves: the socket must be of the server's family,
@@ -602,26 +598,30 @@ function showPrompt(interactive: boolean, afterUnfinishedLine = false): void {
 // Plumbing: options, output, errors
 // ===========================================================================
 
-/** How to run this client: the `deno run` line, or, inside a binary made by
- * `deno compile` (whose flags were fixed when it was compiled), its name. */
-const RUN_LINE = Deno.build.standalone
-  ? binaryName()
-  : `deno run -N ${PROGRAM}.ts`;
+/** How users run it; messages that say how to run it repeat it. */
+const RUN_LINE = `deno run -N ${PROGRAM}.ts`;
+/** The same for `--udp`, whose API exists only with --unstable-net. */
+const UDP_RUN_LINE = `deno run -N --unstable-net ${PROGRAM}.ts --udp`;
 
-/** What to do when a flag is missing: run again with it, or, for a compiled
- * binary, compile again with it. `args` are the options to repeat. */
-export function howToRun(flags: string, args = ""): string {
+/** How to start this program, for messages that say how: the `deno run`
+ * line, or inside a binary made by `deno compile`, the binary's own name. */
+export function howToRun(): string {
+  if (!Deno.build.standalone) return RUN_LINE;
+  const path = Deno.execPath();
+  return path.slice(
+    Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1,
+  );
+}
+
+/** The one line for `--udp` without --unstable-net. A compiled binary's
+ * flags were fixed when it was compiled: it must be compiled again. */
+function udpNeedsUnstable(): string {
   return Deno.build.standalone
-    ? `${binaryName()} was compiled without it: deno compile ${flags} ${PROGRAM}.ts`
-    : `run it as: deno run ${flags} ${PROGRAM}.ts${args}`;
+    ? `--udp needs the --unstable-net flag, which ${howToRun()} was compiled without: deno compile -N --unstable-net ${PROGRAM}.ts`
+    : `--udp needs the --unstable-net flag: run it as: ${UDP_RUN_LINE}`;
 }
 
-/** The compiled binary's file name, as the user typed it to run it. */
-function binaryName(): string {
-  return Deno.execPath().split(/[\\/]/).at(-1) ?? PROGRAM;
-}
-
-const USAGE = `Usage: ${RUN_LINE} [options]
+const USAGE = `Usage: ${howToRun()} [options]
 
 Line client: sends each line typed (or piped) to the server and prints the
 whole reply. Stops on an empty line, after the reply to "${STOP_WORD}", or at the
@@ -637,7 +637,7 @@ Options:
                (a reply split in two shows its rest after the next line)
   -h, --help   show this help and exit
 
-Try it: deno run -N tcp_echo.ts, then in a second terminal: ${RUN_LINE}`;
+Try it: deno run -N tcp_echo.ts, then in a second terminal: ${howToRun()}`;
 
 export interface Options {
   host: string;
@@ -667,9 +667,9 @@ export function parseOptions(args: string[]): Options | null {
       },
     });
   } catch (err) {
-    // parseArgs names the unknown option or missing value well; its first
-    // line is enough.
-    throw new UsageError(errorMessage(err).split("\n")[0]);
+    // parseArgs names the option and explains, sometimes over several
+    // lines ("--port -5": did you mean --port=-5?): keep them, on one.
+    throw new UsageError(errorMessage(err).replaceAll("\n", " "));
   }
   const { values } = parsed;
   if (values.help) return null;
@@ -760,7 +760,7 @@ export function describeConnectError(err: unknown, options: Options): string {
   // missing permission, ENOTFOUND an unknown name.
   const code = (err as { code?: unknown }).code;
   if (err instanceof Deno.errors.NotCapable || code === "EPERM") {
-    return `Network permission missing: ${howToRun("-N")}`;
+    return `Network permission missing: run it as: ${howToRun()}`;
   }
   // The connection was made, and the server reset it before Deno had
   // finished setting it up: it is not a failure to connect.
