@@ -359,12 +359,20 @@ function sleep(ms: number): Promise<void> {
  * holds the process after this long, it exits anyway. */
 const SHUTDOWN_GRACE_MS = 2000;
 
-/** How the user started us: the compiled binary has no `deno run` line. */
-const RUN_LINE = Deno.build.standalone
-  ? PROGRAM
-  : `deno run -N --unstable-net ${PROGRAM}.ts`;
+/** The `deno run` line, with the flags this server needs. */
+const RUN_LINE = `deno run -N --unstable-net ${PROGRAM}.ts`;
 
-const USAGE = `Usage: ${RUN_LINE} [options]
+/** How to start this program, for messages that say how: the `deno run`
+ * line, or inside a binary made by `deno compile`, the binary's own name. */
+function howToRun(): string {
+  if (!Deno.build.standalone) return RUN_LINE;
+  const path = Deno.execPath();
+  return path.slice(
+    Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1,
+  );
+}
+
+const USAGE = `Usage: ${howToRun()} [options]
 
 UDP echo server: sends every datagram back, whole, to the address and port
 it came from, each receive loop one datagram at a time.
@@ -425,9 +433,9 @@ export function parseOptions(args: string[]): Options | null {
       },
     });
   } catch (err) {
-    // parseArgs names the unknown option or missing value well; its first
-    // line is enough.
-    throw new UsageError(errorMessage(err).split("\n")[0]);
+    // parseArgs names the option and explains, sometimes over several
+    // lines ("--port -5": did you mean --port=-5?): keep them, on one.
+    throw new UsageError(errorMessage(err).replaceAll("\n", " "));
   }
   const { values } = parsed;
   if (values.help) return null;
@@ -510,11 +518,9 @@ function listen(options: Options): Deno.DatagramConn[] {
   }
   if (host !== DEFAULT_HOST) return [first];
   const { port: boundPort } = first.addr as Deno.NetAddr;
-  // The probe must never ask the user anything: started without -N, Deno
-  // prompts for each new host, and a "no" to a probe the user never asked
-  // for would end a server that already works. So probe only when that
-  // permission is already granted (it is with -N); otherwise the one
-  // socket the user said yes to serves.
+  // Run without -N, Deno asks the user before each new address: never ask
+  // about this probe, which the user did not choose. Without the permission
+  // we trust the dual-stack default of Linux and macOS.
   if (!probeAllowed(boundPort)) return [first];
   try {
     // On a dual-stack system "::" already holds the IPv4 port too, so this
@@ -562,7 +568,7 @@ function describeListenError(err: unknown, options: Options): string {
     options.host.includes(":") ? `[${options.host}]` : options.host
   }:${options.port}`;
   if (err instanceof Deno.errors.NotCapable) {
-    return `Network permission missing: run it as: ${RUN_LINE}`;
+    return `Network permission missing: run it as: ${howToRun()}`;
   }
   if (err instanceof Deno.errors.AddrInUse) {
     return `Cannot listen on ${where}: address already in use; stop the other server (see: ss -ulnp) or choose another --port`;
