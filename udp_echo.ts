@@ -174,9 +174,9 @@ async function main(args: string[]): Promise<number> {
 
   flushDatagramLog();
   announce(
-    `stopped by ${
-      shutdown.signal || "closing"
-    }: ${stats.datagrams} datagrams, ${stats.bytes} bytes echoed, ${stats.dropped} dropped`,
+    `stopped by ${shutdown.signal || "closing"}: ${
+      plural(stats.datagrams, "datagram")
+    }, ${plural(stats.bytes, "byte")} echoed, ${stats.dropped} dropped`,
   );
   return 0;
 }
@@ -287,7 +287,7 @@ function logDatagram(length: number, peer: Deno.NetAddr): void {
   const suppressed = verbose ? 0 : datagramLog.allow(performance.now());
   if (suppressed < 0) return;
   if (suppressed > 0) log(notLogged(suppressed));
-  log(`echoed ${length} bytes to ${formatAddress(peer)}`);
+  log(`echoed ${plural(length, "byte")} to ${formatAddress(peer)}`);
 }
 
 /** At shutdown: the datagrams left out since the last line. */
@@ -483,6 +483,11 @@ function warn(line: string): void {
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** "1 datagram", "2 datagrams". */
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /** "127.0.0.1:53422" or "[::1]:53422". An IPv4 client of a dual-stack

@@ -41,6 +41,7 @@ import {
   loopGuard,
   parseOptions,
   parsePort,
+  plural,
   UsageError,
 } from "../udp_echo.ts";
 
@@ -169,7 +170,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     assert.match(
       done.stdout,
       new RegExp(
-        `^udp_echo: stopped by ${signal}: 1 datagrams, 3 bytes echoed, 0 dropped$`,
+        `^udp_echo: stopped by ${signal}: 1 datagram, 3 bytes echoed, 0 dropped$`,
         "m",
       ),
     );
@@ -214,7 +215,7 @@ testBothFamilies(
       assert.deepEqual(echo, payload);
     }
     const done = await server.stop();
-    assert.match(done.stdout, /: 2 datagrams, 1 bytes echoed, 0 dropped$/m);
+    assert.match(done.stdout, /: 2 datagrams, 1 byte echoed, 0 dropped$/m);
   },
 );
 
@@ -230,7 +231,7 @@ testBothFamilies(
     assert.match(
       done.stdout,
       new RegExp(
-        `: 1 datagrams, ${payload.length} bytes echoed, 0 dropped$`,
+        `: 1 datagram, ${payload.length} bytes echoed, 0 dropped$`,
         "m",
       ),
     );
@@ -289,7 +290,7 @@ testLowPort(
     assert.equal(done.code, 0);
     assert.match(
       done.stdout,
-      /^udp_echo: stopped by SIGINT: 1 datagrams, 2 bytes echoed, 1 dropped$/m,
+      /^udp_echo: stopped by SIGINT: 1 datagram, 2 bytes echoed, 1 dropped$/m,
     );
   },
 );
@@ -355,7 +356,7 @@ testLowPort(
     using normal = udpSocket(family);
     await udpRoundTrip(normal, family, server.port, utf8("y"));
     const done = await server.stop();
-    assert.match(done.stdout, /: 1 datagrams, 1 bytes echoed, 1 dropped$/m);
+    assert.match(done.stdout, /: 1 datagram, 1 byte echoed, 1 dropped$/m);
     assert.equal(done.stderr, "");
   },
 );
@@ -421,7 +422,7 @@ testBothFamilies(
     assert.deepEqual(echo, payload);
     const done = await server.stop();
     assert.equal(done.code, 0);
-    const [, echoed] = done.stdout.match(/: (\d+) datagrams, /)!;
+    const [, echoed] = done.stdout.match(/: (\d+) datagrams?, /)!;
     assert.ok(Number(echoed) > 1, done.stdout);
     assert.equal(done.stderr, "");
   },
@@ -565,6 +566,12 @@ Deno.test("parseOptions: defaults, flags, help", () => {
   assert.throws(() => parseOptions(["--nope"]), UsageError);
 });
 
+Deno.test("plural: 1 datagram, 0 and 2 datagrams", () => {
+  assert.equal(plural(1, "datagram"), "1 datagram");
+  assert.equal(plural(0, "datagram"), "0 datagrams");
+  assert.equal(plural(2, "byte"), "2 bytes");
+});
+
 Deno.test("formatAddress: IPv4, IPv6 in brackets, IPv4-mapped shown as IPv4", () => {
   const udp = (hostname: string): Deno.NetAddr => ({
     transport: "udp",
@@ -616,11 +623,11 @@ Deno.test("a flood of datagrams gets a bounded number of lines, and the rest are
   }
   const done = await server.stop();
   assert.equal(done.code, 0);
-  const [, echoedText] = done.stdout.match(/: (\d+) datagrams, /)!;
+  const [, echoedText] = done.stdout.match(/: (\d+) datagrams?, /)!;
   const echoed = Number(echoedText);
   assert.ok(echoed >= FLOOD, done.stdout);
   const lines = done.stdout.trimEnd().split("\n");
-  const echoLines = lines.filter((l) => / echoed 1 bytes to /.test(l)).length;
+  const echoLines = lines.filter((l) => / echoed 1 byte to /.test(l)).length;
   const leftOut = lines
     .map((l) => l.match(NOT_LOGGED))
     .reduce((sum, m) => sum + (m ? Number(m[1]) : 0), 0);
@@ -637,9 +644,9 @@ Deno.test("--verbose: every datagram gets its line, no rate limit", async () => 
     await udpRoundTrip(socket, IPV4, server.port, utf8("v"), 3);
   }
   const done = await server.stop();
-  const [, echoed] = done.stdout.match(/: (\d+) datagrams, /)!;
+  const [, echoed] = done.stdout.match(/: (\d+) datagrams?, /)!;
   const echoLines =
-    done.stdout.split("\n").filter((l) => / echoed 1 bytes to /.test(l))
+    done.stdout.split("\n").filter((l) => / echoed 1 byte to /.test(l))
       .length;
   assert.equal(echoLines, Number(echoed));
   assert.doesNotMatch(done.stdout, /without a line/);
@@ -652,7 +659,7 @@ Deno.test("--quiet: no line per echoed datagram", async () => {
   const done = await server.stop();
   assert.deepEqual(done.stdout.trimEnd().split("\n"), [
     server.readyLine,
-    "udp_echo: stopped by SIGINT: 1 datagrams, 3 bytes echoed, 0 dropped",
+    "udp_echo: stopped by SIGINT: 1 datagram, 3 bytes echoed, 0 dropped",
   ]);
 });
 
