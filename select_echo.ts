@@ -1,3 +1,4 @@
+#!/usr/bin/env -S deno run -N
 /**
  * # select_echo.ts — event-loop TCP echo server: many clients, one thread
  *
@@ -17,81 +18,332 @@
  *   zero bytes read            ↔  `read()` gives null: close, forget the client
  * Waiting costs nothing per client, so thousands of idle clients are cheap.
  *
- * Sheet: TP5b "Socket Serveur" (seeds/000), §2.1 "Version select".
+ * Sheet: TP5b "Socket Serveur" (seeds/000), §2.1 "Version select". The
+ * sheet's Python, line for line:
+ *   s.listen(1)                     ↔  BACKLOG = 511 (accept() is quick now)
+ *   l = []                          ↔  clients (a Map, in the skeleton)
+ *   select.select(l + [s], [], [])  ↔  Deno's event loop: every pending
+ *                                       accept() and read() below
+ *   s.accept(); l.append(sc)        ↔  conn = await listener.accept(), then
+ *                                       serveClient(conn) NOT awaited
+ *   sc.recv(1500); sc.sendall(data) ↔  conn.read(buffer); writeAll(conn, …)
+ *   len 0: sc.close(); l.remove(sc) ↔  null: closeQuietly(conn); forget(conn)
+ * The one difference from tcp_echo.ts that matters is the deciding line of
+ * acceptLoop(): the `await` before serveClient() is gone.
  *
  * @run deno run -N select_echo.ts
  * Try it: `nc localhost 7777` in several terminals at once, `ss -tnp` in
  * another; every client is echoed at the same time.
  * Siblings: tcp_echo.ts, worker_echo.ts, udp_echo.ts, client.ts,
- * ok_server.ts.
+ * ok_server.ts, check.ts.
  *
  * Permissions: `-N` (network) only: it listens and talks to clients.
+ *
+ * Reading order: the lesson (acceptLoop and serveClient), then main(), then
+ * "beyond the sheet" (client limit, buffers, fairness, idle timeout), the
+ * command line, and the skeleton that every server of the kit shares.
  */
 
 import { parseArgs } from "node:util";
 
-// ---------------------------------------------------------------------------
-// Tunables, each with its reason.
-
 const PROGRAM = "select_echo";
-/** The sheet's port. The real echo service is port 7, but ports below 1024
- * are reserved to root. */
+/** How users run it; messages that say how to run it repeat it. */
+const RUN_LINE = `deno run -N ${PROGRAM}.ts`;
+/** The sheet's port (the real echo service is port 7, reserved to root). */
 const DEFAULT_PORT = 7777;
 /** All interfaces, IPv6 and IPv4 on one port, like the sheet's `AF_INET6`
  * socket bound to `("", 7777)`. */
 const DEFAULT_HOST = "::";
+
+// ===========================================================================
+// The lesson: serve every client at once, from one thread
+// ===========================================================================
+
 /** Clients arriving together wait in this kernel queue until accept() takes
  * them; accept() is quick here, so a long queue only absorbs bursts (511 is
  * Deno's and Node's default). */
 const BACKLOG = 511;
-/** --max-clients default: enough for the "C10K" problem this design solves.
- * 10 000 idle clients cost about 80 MB of RSS here, mostly Deno's own cost
- * per connection (see SMALL_BUFFER_SIZE). A bound turns a flood into clear
- * "refused" lines. Deno raises its soft descriptor limit to the hard one at
- * start (1024 became 20 000 here); where descriptors run out first, accept()
+
+/** Clients served and bytes echoed, for the summary line. */
+const stats = { clients: 0, bytes: 0 };
+
+/** The sheet's select() loop, as far as the listening socket goes: each
+ * time it is readable, accept the client and add it to the list. */
+async function acceptLoop(
+  listener: Deno.TcpListener,
+  maxClients: number,
+): Promise<void> {
+  for (;;) {
+    let conn: Deno.TcpConn;
+    try {
+      conn = await listener.accept(); // the sheet's accept(): wait for a client
+    } catch (err) {
+      if (err instanceof Deno.errors.BadResource) return; // closed: shutdown
+      await acceptFailed(err); // a vanished client, or no descriptor left
+      continue;
+    }
+    if (clients.size >= maxClients) {
+      refuse(conn, maxClients); // beyond the sheet: --max-clients
+      continue;
+    }
+    // THE line that makes this server concurrent: we start serving this
+    // client and, without waiting for it to leave, go back to accept() the
+    // next one (Go's `go handle(c)`). Each client's loop then waits on its
+    // own socket, and Deno's event loop resumes whichever socket is
+    // readable: the sheet's select(), done for us. tcp_echo.ts awaits here.
+    // serveClient() never rejects, so nobody needs to await it.
+    serveClient(conn);
+  }
+}
+
+/** The sheet's work for one readable client socket, as a loop: read what it
+ * sent, write it back, until it closes. Never rejects: nobody awaits it, and
+ * in Deno an unhandled rejection ends the whole process. */
+async function serveClient(conn: Deno.TcpConn): Promise<void> {
+  const peer = welcome(conn);
+  stats.clients++;
+  if (idleTimeoutMs > 0) scheduleIdleCheck();
+  let echoed = 0;
+  let fullReads = 0;
+  let ending = "left";
+  const small = new Uint8Array(SMALL_BUFFER_SIZE);
+  let buffer: Bytes = small;
+  try {
+    // Deno leaves Nagle's algorithm on; with it, an echo split over two
+    // reads waits up to 40 ms for the client's delayed ACK before its
+    // second part leaves. An echo server wants every byte out at once.
+    conn.setNoDelay(true);
+    for (;;) {
+      const n = await conn.read(buffer);
+      // null: the client closed, or half-closed, its sending side (the
+      // sheet's zero-length recv). Every byte it sent has been echoed by
+      // now, so closing is safe.
+      if (n === null) break;
+      heardFrom(conn); // beyond the sheet: --idle-timeout
+      // Awaiting the write is what bounds memory: a client that sends but
+      // never reads fills the kernel buffers, then this await waits, and we
+      // stop reading from it. Nothing piles up in our process, and the
+      // other clients go on: only this one is waiting.
+      await writeAll(conn, buffer.subarray(0, n));
+      echoed += n;
+      // Beyond the sheet: a bulk client borrows a large buffer, and gives
+      // the others their turn after a burst of full reads.
+      fullReads = n === buffer.length ? fullReads + 1 : 0;
+      buffer = nextBuffer(buffer, n, small);
+      if (fullReads === ECHOES_PER_TURN) {
+        fullReads = 0;
+        await nextTurn();
+      }
+    }
+  } catch (err) {
+    ending = timedOut.has(conn)
+      ? `timed out (silent for ${idleTimeoutMs / 1000} s)`
+      : describeDisconnect(err, peer);
+  } finally {
+    forget(conn);
+    closeQuietly(conn);
+    if (buffer !== small) largeBuffers.push(buffer);
+  }
+  stats.bytes += echoed;
+  log(`${peer} ${ending} after ${plural(echoed, "byte")} echoed`);
+}
+
+// ===========================================================================
+// main: listen, serve until Ctrl-C, print a summary
+// ===========================================================================
+
+async function main(args: string[]): Promise<number> {
+  const options = parseOptions(args);
+  if (typeof options === "number") return options; // --help, or a mistake
+  idleTimeoutMs = options.idleTimeoutMs;
+
+  let listeners: Deno.TcpListener[];
+  try {
+    listeners = listen(options);
+  } catch (err) {
+    warn(describeListenError(err, options));
+    return 1;
+  }
+  const shutdown = installShutdown(() => closeAll(listeners));
+  announce(`listening on ${describeListeners(listeners)}`);
+
+  await Promise.all(
+    listeners.map((listener) => acceptLoop(listener, options.maxClients)),
+  );
+  // The accept loops are over; wait for the clients' last lines.
+  await clientsGone();
+
+  announce(
+    `stopped by ${shutdown.reason || "closing"}: ${
+      plural(stats.clients, "client")
+    }, ${plural(stats.bytes, "byte")} echoed`,
+  );
+  return 0;
+}
+
+// ===========================================================================
+// Beyond the sheet: a bound on clients
+// ===========================================================================
+
+/** --max-clients default: enough for the "C10K" problem this design solves
+ * (memory per idle client: bench/RESULTS.md, "idle"). A bound turns a flood
+ * into clear "refused" lines. Where descriptors run out first, accept()
  * fails with EMFILE and the accept loop backs off until some free up. */
 const DEFAULT_MAX_CLIENTS = 10_000;
+
+/** One client too many: accepted only to be closed. Left in the backlog, it
+ * would wait without a word; closed, it knows at once. */
+function refuse(conn: Deno.TcpConn, maxClients: number): void {
+  log(
+    `${
+      formatAddress(conn.remoteAddr)
+    } refused: ${clients.size} clients already (--max-clients ${maxClients})`,
+  );
+  closeQuietly(conn);
+}
+
+// ===========================================================================
+// Beyond the sheet: buffers that cost little per idle client
+// ===========================================================================
+
+type Bytes = Uint8Array<ArrayBuffer>;
+
 /** A waiting read() holds its buffer, so an idle client costs its buffer.
  * Idle clients wait with this small one (a typed line, or a 64-byte
  * message, fits in one read); a client whose read fills it is sending in
- * bulk, and borrows a large buffer until a read comes back short. Measured
- * at 10 000 idle connections, RSS growth per connection: 62 KB with 64 KiB
- * per client, 9.0 KB with 1 KiB, 8.1 KB with 64 bytes. Most of it is
- * Deno's: after a forced GC, per connection, 0.85 KB of JS heap for the
- * TcpConn, 1.2 KB for its pending read, 0.4 KB for serveClient waiting,
- * and V8 reserving heap ahead of need (heapTotal grew 6.4 KB per
- * connection for 2.8 KB used). A smaller buffer cannot wait instead: a
- * zero-length read returns 0 at once, it does not wait for data. */
+ * bulk, and borrows a large buffer until a read comes back short. A smaller
+ * buffer cannot wait instead: a zero-length read returns 0 at once, it does
+ * not wait for data. (Sizes measured: bench/RESULTS.md, "idle".) */
 const SMALL_BUFFER_SIZE = 128;
-/** Bigger reads mean fewer trips through the event loop. tcp_echo.ts
- * measured 64 KiB at 2.5 GB/s and 256 KiB at 2.9 GB/s; here, on a busier
- * machine, one client streaming: 64 KiB 1.1 GB/s, 256 KiB 1.4 GB/s
- * (medians of 3, same run, tcp_echo.ts 1.3 GB/s beside them). */
+/** Bigger reads mean fewer trips through the event loop (bench/RESULTS.md,
+ * "bulk"). */
 const LARGE_BUFFER_SIZE = 256 * 1024;
 /** At most this many large buffers exist (4 MiB); a bulk client that finds
  * none free keeps its small one, so memory stays bounded however many
  * clients stream at once. */
 const LARGE_BUFFER_COUNT = 16;
-/** A read whose bytes have already arrived completes without a trip through
- * the event loop: one client streaming in bulk was echoed up to 65 times in
- * a row while nothing else ran (measured). After this many full reads in a
- * row a client waits for the next turn of the loop, so that the others (and
- * accept(), timers, signals) get theirs. Waiting after every echo halved
- * bulk throughput in one measurement (1.1 instead of 2.0 GB/s). A short
- * read ends the burst: in ping-pong no read at all found its bytes already
- * there (0 of 300 000, measured), so each echo already waits for the loop,
- * and an extra wait every 16th echo only lengthened the latency tail. */
-const ECHOES_PER_TURN = 16;
-/** When accept() fails for a reason other than a vanished client (typically
- * EMFILE: out of file descriptors), wait before trying again, doubling the
- * wait up to the maximum, so a full descriptor table does not spin the CPU. */
-const ACCEPT_RETRY_MIN_MS = 10;
-const ACCEPT_RETRY_MAX_MS = 1000;
-/** On Ctrl-C or SIGTERM, clients are closed at once; if anything still holds
- * the process after this long, it exits anyway. */
-const SHUTDOWN_GRACE_MS = 2000;
 
-const USAGE = `Usage: deno run -N ${PROGRAM}.ts [options]
+/** Free large buffers, shared by all clients; allocated on first need. */
+const largeBuffers: Bytes[] = [];
+let largeBuffersMade = 0;
+
+/** The buffer for a client's next read, after a read of `n` bytes into
+ * `buffer`. A read that fills the small buffer means more is waiting: take
+ * a large one if any is free. A read that leaves the large one part empty
+ * means the burst is over: give it back, so that it waits in no idle
+ * client's read. (A message between 128 bytes and 256 KiB thus takes two
+ * reads: the price of cheap idle clients.) */
+export function nextBuffer(buffer: Bytes, n: number, small: Bytes): Bytes {
+  if (buffer === small) {
+    if (n < small.length) return small;
+    if (largeBuffers.length > 0) return largeBuffers.pop()!;
+    if (largeBuffersMade === LARGE_BUFFER_COUNT) return small;
+    largeBuffersMade++;
+    return new Uint8Array(LARGE_BUFFER_SIZE);
+  }
+  if (n === buffer.length) return buffer;
+  largeBuffers.push(buffer);
+  return small;
+}
+
+// ===========================================================================
+// Beyond the sheet: a bulk client does not hold the loop
+// ===========================================================================
+
+/** A read whose bytes have already arrived completes without a trip through
+ * the event loop, so one client streaming in bulk could be echoed many times
+ * in a row while nothing else runs. After this many full reads in a row a
+ * client waits for the next turn of the loop, so that the others (and
+ * accept(), timers, signals) get theirs. Waiting after every echo would cost
+ * bulk throughput; a short read ends the burst. */
+const ECHOES_PER_TURN = 16;
+
+/** The wait for the next turn of the event loop. setImmediate runs its
+ * callback once the loop has polled the sockets again (a 0 ms setTimeout
+ * waits longer). One shared promise per turn releases every waiting client,
+ * so the cost does not grow with their number. */
+let turn: Promise<void> | null = null;
+
+function nextTurn(): Promise<void> {
+  turn ??= new Promise((resolve) =>
+    setImmediate(() => {
+      turn = null;
+      resolve();
+    })
+  );
+  return turn;
+}
+
+// ===========================================================================
+// Beyond the sheet: closing silent clients (--idle-timeout)
+// ===========================================================================
+
+/** Milliseconds; 0 means never. Set by main(). */
+let idleTimeoutMs = 0;
+/** Clients closed for silence, so that their failed read is told apart from
+ * a shutdown. */
+const timedOut = new WeakSet<Deno.TcpConn>();
+/** A timer holds at most 2^31−1 ms (about 24.8 days); asked for more, it
+ * fires after 1 ms. Longer timeouts are reached in steps of this. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The map of clients keeps insertion order; moving a client to the end
+ * whenever it sends keeps it sorted from the longest silent to the latest
+ * heard, so the idle check looks only at the clients it closes. */
+function heardFrom(conn: Deno.TcpConn): void {
+  if (idleTimeoutMs === 0) return;
+  clients.delete(conn);
+  clients.set(conn, Date.now());
+}
+
+/** The one timer of the idle check, set for when the longest-silent client
+ * would expire. */
+let idleTimer: ReturnType<typeof setTimeout> | undefined;
+
+function scheduleIdleCheck(): void {
+  if (idleTimer !== undefined) return;
+  for (const [conn, lastHeard] of clients) {
+    if (timedOut.has(conn)) continue; // closed already, leaving
+    const due = Math.max(0, lastHeard + idleTimeoutMs - Date.now());
+    const timer = setTimeout(closeIdleClients, Math.min(due, MAX_TIMER_MS));
+    Deno.unrefTimer(timer); // never what keeps the process alive
+    idleTimer = timer;
+    return;
+  }
+}
+
+/** Closes every client silent for idleTimeoutMs. The map is sorted from the
+ * longest silent, so the walk stops at the first client still in time: its
+ * cost is the number of clients closed, not the number connected. */
+function closeIdleClients(): void {
+  idleTimer = undefined;
+  const now = Date.now();
+  for (const [conn, lastHeard] of clients) {
+    if (now - lastHeard < idleTimeoutMs) break;
+    if (timedOut.has(conn)) continue; // closed already, leaving
+    timedOut.add(conn);
+    closeQuietly(conn); // its pending read fails: serveClient logs it
+  }
+  scheduleIdleCheck();
+}
+
+// ===========================================================================
+// The command line
+// ===========================================================================
+
+interface Options extends CommonOptions {
+  maxClients: number;
+  /** Milliseconds; 0 means never. */
+  idleTimeoutMs: number;
+}
+
+/** This server's own options, besides --port, --host, --quiet, --help. */
+const OPTIONS = {
+  "max-clients": { type: "string", default: String(DEFAULT_MAX_CLIENTS) },
+  "idle-timeout": { type: "string", default: "0" },
+} as const;
+
+const USAGE = `Usage: ${howToRun()} [options]
 
 Event-loop TCP echo server: sends back every byte it receives, serving many
 clients at once from one thread.
@@ -111,55 +363,107 @@ Options:
 
 Try it: nc localhost ${DEFAULT_PORT}`;
 
-// ---------------------------------------------------------------------------
-// Options
+/** Returns the options, or the exit code when there is nothing to serve. */
+export function parseOptions(args: string[]): Options | number {
+  return readCommandLine(args, (common, values) => ({
+    ...common,
+    maxClients: parseMaxClients(String(values["max-clients"])),
+    idleTimeoutMs: parseSeconds(String(values["idle-timeout"])) * 1000,
+  }));
+}
 
-interface Options {
+/** At least one client, or the server would refuse everybody. */
+export function parseMaxClients(text: string): number {
+  const max = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
+  if (!(max >= 1)) {
+    throw new UsageError(
+      `Invalid --max-clients "${text}": expected a whole number of at least 1`,
+    );
+  }
+  return max;
+}
+
+/** Seconds, decimals allowed ("0.5"); 0 turns the timeout off. */
+export function parseSeconds(text: string): number {
+  const seconds = /^\d{1,9}(\.\d{1,3})?$/.test(text) ? Number(text) : NaN;
+  if (!(seconds >= 0)) {
+    throw new UsageError(
+      `Invalid --idle-timeout "${text}": expected seconds, such as 30 or 0.5 (0: never)`,
+    );
+  }
+  return seconds;
+}
+
+// ==== SKELETON BEGIN =======================================================
+// What every TCP server of this kit needs around its lesson: the command
+// line, the output, listening, accepting without dying, the list of
+// clients, and shutdown. These lines are the same, word for word, at the end
+// of tcp_echo.ts, select_echo.ts, worker_echo.ts and ok_server.ts (a test
+// fails when they drift), so that `diff tcp_echo.ts select_echo.ts` shows
+// only what changes the concurrency model. What differs between the servers
+// comes from each script's constants above: PROGRAM, RUN_LINE, DEFAULT_PORT,
+// BACKLOG, OPTIONS and USAGE.
+
+// ---------------------------------------------------------------------------
+// Command line
+
+/** The options every server takes; each script adds its own (OPTIONS). */
+interface CommonOptions {
   host: string;
   port: number;
-  maxClients: number;
-  /** Milliseconds; 0 means never. */
-  idleTimeoutMs: number;
   quiet: boolean;
 }
 
 /** A mistake on the command line: reported with the usage, exit code 2. */
 class UsageError extends Error {}
 
-/** Parses the command line; returns null when help was asked for. */
-function parseOptions(args: string[]): Options | null {
-  let parsed;
+/** Reads the command line: the common options, and the script's own ones
+ * that `build` turns into its Options (it may throw UsageError). Returns an
+ * exit code instead when there is nothing to serve: 0 after --help (the
+ * usage on stdout), 2 after a mistake (one line, then the usage, on
+ * stderr). */
+function readCommandLine<T>(
+  args: string[],
+  build: (common: CommonOptions, values: Record<string, unknown>) => T,
+): T | number {
   try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: "string", default: String(DEFAULT_PORT) },
-        host: { type: "string", default: DEFAULT_HOST },
-        "max-clients": {
-          type: "string",
-          default: String(DEFAULT_MAX_CLIENTS),
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args,
+        strict: true,
+        allowPositionals: false,
+        options: {
+          port: { type: "string", default: String(DEFAULT_PORT) },
+          host: { type: "string", default: DEFAULT_HOST },
+          quiet: { type: "boolean", default: false },
+          help: { type: "boolean", short: "h", default: false },
+          ...OPTIONS,
         },
-        "idle-timeout": { type: "string", default: "0" },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
+      });
+    } catch (err) {
+      // parseArgs names the option and explains, sometimes over several
+      // lines ("--port -5": did you mean --port=-5?): keep them, on one.
+      throw new UsageError(errorMessage(err).replaceAll("\n", " "));
+    }
+    const values: Record<string, unknown> = parsed.values;
+    if (values.help === true) {
+      console.log(USAGE);
+      return 0;
+    }
+    output.quiet = values.quiet === true;
+    const common = {
+      host: String(values.host),
+      port: parsePort(String(values.port)),
+      quiet: output.quiet,
+    };
+    return build(common, values);
   } catch (err) {
-    // parseArgs names the unknown option or missing value well; its first
-    // line is enough.
-    throw new UsageError(errorMessage(err).split("\n")[0]);
+    if (!(err instanceof UsageError)) throw err;
+    warn(err.message);
+    console.error(USAGE);
+    return 2;
   }
-  const { values } = parsed;
-  if (values.help) return null;
-  return {
-    host: values.host,
-    port: parsePort(values.port),
-    maxClients: parseMaxClients(values["max-clients"]),
-    idleTimeoutMs: parseSeconds(values["idle-timeout"]) * 1000,
-    quiet: values.quiet,
-  };
 }
 
 /** A port is a whole number from 0 to 65535; "7777abc" or "1e3" is not. */
@@ -173,36 +477,27 @@ function parsePort(text: string): number {
   return port;
 }
 
-/** At least one client, or the server would refuse everybody. */
-function parseMaxClients(text: string): number {
-  const max = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
-  if (!(max >= 1)) {
-    throw new UsageError(
-      `Invalid --max-clients "${text}": expected a whole number of at least 1`,
-    );
-  }
-  return max;
-}
-
-/** Seconds, decimals allowed ("0.5"); 0 turns the timeout off. */
-function parseSeconds(text: string): number {
-  const seconds = /^\d{1,9}(\.\d{1,3})?$/.test(text) ? Number(text) : NaN;
-  if (!(seconds >= 0)) {
-    throw new UsageError(
-      `Invalid --idle-timeout "${text}": expected seconds, such as 30 or 0.5 (0: never)`,
-    );
-  }
-  return seconds;
+/** How to start this program, for messages that say how: the `deno run`
+ * line, or inside a binary made by `deno compile`, the binary's own name. */
+function howToRun(): string {
+  if (!Deno.build.standalone) return RUN_LINE;
+  const path = Deno.execPath();
+  return path.slice(
+    Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1,
+  );
 }
 
 // ---------------------------------------------------------------------------
 // Output: one line per event, prefixed by the program's name.
 
-let quiet = false;
+/** `quiet`: --quiet was given. `threadTag`: "[2] " in thread 2 of
+ * worker_echo.ts, "" elsewhere: which thread wrote the line (console.log
+ * writes a whole line at once, so threads' lines never mix). */
+const output = { quiet: false, threadTag: "" };
 
 /** Per-client lines, silenced by --quiet. */
 function log(line: string): void {
-  if (!quiet) console.log(`${PROGRAM}: ${line}`);
+  if (!output.quiet) console.log(`${PROGRAM}: ${output.threadTag}${line}`);
 }
 
 /** Lines that always appear: the ready line and the summary. */
@@ -212,11 +507,16 @@ function announce(line: string): void {
 
 /** Problems, on stderr. */
 function warn(line: string): void {
-  console.error(`${PROGRAM}: ${line}`);
+  console.error(`${PROGRAM}: ${output.threadTag}${line}`);
 }
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** "1 client", "2 clients". */
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /** "127.0.0.1:53422" or "[::1]:53422". An IPv4 client of a dual-stack
@@ -234,12 +534,13 @@ function formatAddress(addr: Deno.Addr): string {
 // ---------------------------------------------------------------------------
 // Listening
 
-/** Opens the listening socket(s). With the default host, one socket on "::"
- * receives IPv4 and IPv6 (Linux and macOS are dual-stack by default). Where
- * "::" is IPv6-only (Windows, or Linux with net.ipv6.bindv6only=1), a second
- * socket on 0.0.0.0 serves IPv4 on the same port; where IPv6 is missing
- * altogether, 0.0.0.0 alone serves. */
-function listen(options: Options): Deno.TcpListener[] {
+/** Opens the listening socket(s): the sheet's socket(), bind() and
+ * listen(). With the default host, one socket on "::" receives IPv4 and
+ * IPv6 (Linux and macOS are dual-stack by default). Where "::" is IPv6-only
+ * (Windows, or Linux with net.ipv6.bindv6only=1), a second socket on
+ * 0.0.0.0 serves IPv4 on the same port; where IPv6 is missing altogether,
+ * 0.0.0.0 alone serves. */
+function listen(options: CommonOptions): Deno.TcpListener[] {
   const { host, port } = options;
   let first: Deno.TcpListener;
   try {
@@ -249,16 +550,19 @@ function listen(options: Options): Deno.TcpListener[] {
     return [Deno.listen({ hostname: "0.0.0.0", port, tcpBacklog: BACKLOG })];
   }
   if (host !== DEFAULT_HOST) return [first];
-  const { port: boundPort } = first.addr;
+  const probe = { hostname: "0.0.0.0", port: first.addr.port };
+  // Run without -N, Deno asks the user before each new address: never ask
+  // about this probe, which the user did not choose. Without the permission
+  // we trust the dual-stack default of Linux and macOS.
+  const allowed = Deno.permissions.querySync({
+    name: "net",
+    host: `${probe.hostname}:${probe.port}`,
+  });
+  if (allowed.state !== "granted") return [first];
   try {
     // On a dual-stack system "::" already holds the IPv4 port too, so this
     // fails with AddrInUse, which is the answer we hope for.
-    const second = Deno.listen({
-      hostname: "0.0.0.0",
-      port: boundPort,
-      tcpBacklog: BACKLOG,
-    });
-    return [first, second];
+    return [first, Deno.listen({ ...probe, tcpBacklog: BACKLOG })];
   } catch (err) {
     if (err instanceof Deno.errors.AddrInUse) return [first];
     first.close();
@@ -273,12 +577,12 @@ function isNoIPv6(err: unknown): boolean {
 }
 
 /** Turns a failure to listen into one line telling the user what to do. */
-function describeListenError(err: unknown, options: Options): string {
+function describeListenError(err: unknown, options: CommonOptions): string {
   const where = `${
     options.host.includes(":") ? `[${options.host}]` : options.host
   }:${options.port}`;
   if (err instanceof Deno.errors.NotCapable) {
-    return `Network permission missing: run it as: deno run -N ${PROGRAM}.ts`;
+    return `Network permission missing: run it as: ${howToRun()}`;
   }
   if (err instanceof Deno.errors.AddrInUse) {
     return `Cannot listen on ${where}: address already in use; stop the other server (see: ss -tlnp) or choose another --port`;
@@ -302,86 +606,76 @@ function describeListeners(listeners: Deno.TcpListener[]): string {
 }
 
 // ---------------------------------------------------------------------------
-// Serving one client
+// Accepting without dying
 
-const stats = { clients: 0, bytes: 0 };
-/** The connections being served (the sheet's list of client sockets), so
- * that shutdown can close them, each with the time we last heard from it.
- * A Map keeps insertion order; moving a client to the end whenever it sends
- * keeps the map sorted from the longest silent to the latest heard, so the
- * idle check looks only at the clients it closes (see closeIdleClients). */
+/** accept() fails while the server is healthy: when a client resets before
+ * we accept it, or when the process is out of file descriptors (EMFILE).
+ * That is why `for await (const conn of listener)`, which ends for good on
+ * the first error, is not a server loop. The accept loop calls this on each
+ * failure but a closed listener: a vanished client is skipped; otherwise it
+ * waits before the next try, doubling the wait up to the maximum, so that a
+ * full descriptor table does not spin the CPU. */
+async function acceptFailed(err: unknown): Promise<void> {
+  if (isClientGone(err)) return; // it left before we met it
+  if (isListenerBroken(err)) {
+    throw new Error(`cannot accept clients: ${errorMessage(err)}`);
+  }
+  acceptRetryMs = Math.min(
+    Math.max(acceptRetryMs * 2, ACCEPT_RETRY_MIN_MS),
+    ACCEPT_RETRY_MAX_MS,
+  );
+  if (acceptRetryMs === ACCEPT_RETRY_MIN_MS) {
+    warn(`cannot accept clients: ${errorMessage(err)}; retrying`);
+  }
+  await sleep(acceptRetryMs);
+}
+
+/** The current wait between failed accepts; 0 while accept() works. */
+let acceptRetryMs = 0;
+const ACCEPT_RETRY_MIN_MS = 10;
+const ACCEPT_RETRY_MAX_MS = 1000;
+
+/** Errors of accept() that only mean the client vanished in the backlog. */
+function isClientGone(err: unknown): boolean {
+  return err instanceof Deno.errors.NotConnected ||
+    err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.ConnectionAborted;
+}
+
+/** accept() on a socket that no longer listens fails with EINVAL, and will
+ * for ever: what happens when the listening socket is destroyed from outside
+ * (`ss -K` does it). No retry can help. */
+function isListenerBroken(err: unknown): boolean {
+  return (err as { code?: string }).code === "EINVAL";
+}
+
+// ---------------------------------------------------------------------------
+// The clients
+
+/** Every client being served (the sheet's list of client sockets), with the
+ * time we last heard from it; shutdown closes them all. */
 const clients = new Map<Deno.TcpConn, number>();
-/** Clients closed for silence, so that their failed read is told apart from
- * a shutdown. */
-const timedOut = new WeakSet<Deno.TcpConn>();
-let idleTimeoutMs = 0;
 
-/** Echoes one client until it closes, then closes our side. Never rejects:
- * nobody awaits it (see acceptLoop), and in Deno an unhandled rejection
- * ends the whole process. */
-async function serveClient(conn: Deno.TcpConn): Promise<void> {
+/** A client arrives: list it and say so. Returns how to name it in logs. */
+function welcome(conn: Deno.TcpConn): string {
+  if (acceptRetryMs > 0) {
+    acceptRetryMs = 0;
+    warn("accepting clients again");
+  }
   const peer = formatAddress(conn.remoteAddr);
   clients.set(conn, Date.now());
-  if (idleTimeoutMs > 0) scheduleIdleCheck();
-  stats.clients++;
-  let echoed = 0;
-  let echoes = 0;
-  let ending = "left";
-  const small = new Uint8Array(SMALL_BUFFER_SIZE);
-  let buffer: Bytes = small;
   log(`${peer} connected`);
-  try {
-    // Deno leaves Nagle's algorithm on; with it, an echo split over two
-    // reads waits up to 40 ms for the client's delayed ACK before its
-    // second part leaves. An echo server wants every byte out at once.
-    conn.setNoDelay(true);
-    for (;;) {
-      const n = await conn.read(buffer);
-      // null: the client closed, or half-closed, its sending side. Every
-      // byte it sent has been echoed by now, so closing is safe.
-      if (n === null) break;
-      if (idleTimeoutMs > 0) {
-        clients.delete(conn); // to the end of the map: latest heard
-        clients.set(conn, Date.now());
-      }
-      // Awaiting the write is what bounds memory: a client that sends but
-      // never reads fills the kernel buffers, then this await waits, and we
-      // stop reading from it. Nothing piles up in our process, and the
-      // other clients go on: only this one is waiting.
-      await writeAll(conn, buffer.subarray(0, n));
-      echoed += n;
-      // Fairness: a client never echoes more than ECHOES_PER_TURN full
-      // reads in a row before the others get their turn (see nextTurn).
-      const full = n === buffer.length;
-      buffer = nextBuffer(buffer, n, small);
-      if (!full) {
-        echoes = 0; // a short read: the burst is over
-      } else if (++echoes === ECHOES_PER_TURN) {
-        echoes = 0;
-        await nextTurn();
-      }
-    }
-  } catch (err) {
-    ending = timedOut.has(conn)
-      ? `timed out (silent for ${idleTimeoutMs / 1000} s)`
-      : describeDisconnect(err, peer);
-  } finally {
-    forget(conn);
-    closeQuietly(conn);
-    if (buffer !== small) largeBuffers.push(buffer);
-  }
-  stats.bytes += echoed;
-  log(`${peer} ${ending} after ${echoed} bytes echoed`);
+  return peer;
 }
 
 /** Removes a client from the list; the last one gone wakes main() if it is
  * waiting to print the summary. */
-let lastClientGone: (() => void) | undefined;
-
 function forget(conn: Deno.TcpConn): void {
   clients.delete(conn);
   if (clients.size === 0) lastClientGone?.();
 }
+
+let lastClientGone: (() => void) | undefined;
 
 /** Resolves once every client has been forgotten and has logged its line
  * (which serveClient does right after forget(), in the same step). */
@@ -396,48 +690,6 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
     const n = await conn.write(bytes);
     bytes = bytes.subarray(n);
   }
-}
-
-type Bytes = Uint8Array<ArrayBuffer>;
-
-/** Free large buffers, shared by all clients; allocated on first need. */
-const largeBuffers: Bytes[] = [];
-let largeBuffersMade = 0;
-
-/** The buffer for a client's next read, after a read of `n` bytes into
- * `buffer`. A read that fills the small buffer means more is waiting: take
- * a large one if any is free. A read that leaves the large one part empty
- * means the burst is over: give it back, so that it waits in no idle
- * client's read. (A message between 128 bytes and 256 KiB thus takes two
- * reads: the price of cheap idle clients.) */
-function nextBuffer(buffer: Bytes, n: number, small: Bytes): Bytes {
-  if (buffer === small) {
-    if (n < small.length) return small;
-    if (largeBuffers.length > 0) return largeBuffers.pop()!;
-    if (largeBuffersMade === LARGE_BUFFER_COUNT) return small;
-    largeBuffersMade++;
-    return new Uint8Array(LARGE_BUFFER_SIZE);
-  }
-  if (n === buffer.length) return buffer;
-  largeBuffers.push(buffer);
-  return small;
-}
-
-/** Fairness: the wait for the next turn of the event loop, after
- * ECHOES_PER_TURN echoes in a row. setImmediate runs its callback once the
- * loop has polled the sockets again (a 0 ms setTimeout waited about 2 ms
- * here, setImmediate about 1.4 µs). One shared promise per turn releases
- * every waiting client, so the cost does not grow with their number. */
-let turn: Promise<void> | null = null;
-
-function nextTurn(): Promise<void> {
-  turn ??= new Promise((resolve) =>
-    setImmediate(() => {
-      turn = null;
-      resolve();
-    })
-  );
-  return turn;
 }
 
 /** Expected ways for a client to go get a short word; anything else is
@@ -459,97 +711,6 @@ function closeQuietly(resource: { close(): void }): void {
   }
 }
 
-// ---------------------------------------------------------------------------
-// Idle clients
-
-/** The one timer of the idle check, set for when the longest-silent client
- * would expire. */
-let idleTimer: ReturnType<typeof setTimeout> | undefined;
-
-function scheduleIdleCheck(): void {
-  if (idleTimer !== undefined) return;
-  for (const [conn, lastHeard] of clients) {
-    if (timedOut.has(conn)) continue; // closed already, leaving
-    const due = Math.max(0, lastHeard + idleTimeoutMs - Date.now());
-    const timer = setTimeout(closeIdleClients, due);
-    Deno.unrefTimer(timer); // never what keeps the process alive
-    idleTimer = timer;
-    return;
-  }
-}
-
-/** Closes every client silent for idleTimeoutMs. The map is sorted from the
- * longest silent, so the walk stops at the first client still in time: its
- * cost is the number of clients closed, not the number connected. */
-function closeIdleClients(): void {
-  idleTimer = undefined;
-  const now = Date.now();
-  for (const [conn, lastHeard] of clients) {
-    if (now - lastHeard < idleTimeoutMs) break;
-    if (timedOut.has(conn)) continue; // closed already, leaving
-    timedOut.add(conn);
-    closeQuietly(conn); // its pending read fails: serveClient logs it
-  }
-  scheduleIdleCheck();
-}
-
-// ---------------------------------------------------------------------------
-// The accept loop
-
-/** Accepts clients until the listener is closed. `for await (const conn of
- * listener)` is not enough for a server: it ends for good on the first
- * error, and accept() does fail while the server is healthy: when a client
- * resets before we accept it, or when the process is out of file
- * descriptors. */
-async function acceptLoop(
-  listener: Deno.TcpListener,
-  maxClients: number,
-): Promise<void> {
-  let retryMs = 0;
-  for (;;) {
-    let conn: Deno.TcpConn;
-    try {
-      conn = await listener.accept();
-    } catch (err) {
-      if (err instanceof Deno.errors.BadResource) return; // closed: shutdown
-      if (isClientGone(err)) continue; // it left before we met it
-      retryMs = Math.min(
-        Math.max(retryMs * 2, ACCEPT_RETRY_MIN_MS),
-        ACCEPT_RETRY_MAX_MS,
-      );
-      if (retryMs === ACCEPT_RETRY_MIN_MS) {
-        warn(`cannot accept clients: ${errorMessage(err)}; retrying`);
-      }
-      await sleep(retryMs);
-      continue;
-    }
-    if (retryMs > 0) warn("accepting clients again");
-    retryMs = 0;
-    if (clients.size >= maxClients) {
-      // Accepted only to be closed: left in the backlog, it would wait
-      // without a word; closed, it knows at once.
-      log(
-        `${
-          formatAddress(conn.remoteAddr)
-        } refused: ${clients.size} clients already (--max-clients ${maxClients})`,
-      );
-      closeQuietly(conn);
-      continue;
-    }
-    // THE line that makes this server concurrent: we start serving this
-    // client and, without waiting for it to leave, go back to accept() the
-    // next one (Go's `go handle(c)`). tcp_echo.ts awaits here.
-    serveClient(conn);
-  }
-}
-
-/** Errors of accept() that only mean the client vanished in the backlog. */
-function isClientGone(err: unknown): boolean {
-  return err instanceof Deno.errors.NotConnected ||
-    err instanceof Deno.errors.ConnectionReset ||
-    err instanceof Deno.errors.ConnectionAborted;
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -557,75 +718,61 @@ function sleep(ms: number): Promise<void> {
 // ---------------------------------------------------------------------------
 // Shutdown
 
-/** On Ctrl-C (SIGINT) or SIGTERM: close the listeners, so the accept loops
- * end, and the clients, so their reads end. main() then prints the summary.
- * Must be installed before the ready line: a parent that signals as soon as
- * it reads that line must find the handler in place. */
-function installShutdown(listeners: Deno.TcpListener[]): { signal: string } {
-  const state = { signal: "" };
-  const stop = (signal: string) => {
-    if (state.signal) return; // a second Ctrl-C changes nothing
-    state.signal = signal;
-    for (const listener of listeners) closeQuietly(listener);
-    for (const conn of clients.keys()) closeQuietly(conn);
+/** Stops the server, once: on Ctrl-C (SIGINT), on SIGTERM, or when the
+ * script itself decides to (ok_server.ts on "fin"). Set by
+ * installShutdown(). */
+let stopServer: (reason: string) => void = () => {};
+
+/** Makes Ctrl-C and SIGTERM call `stop`, which closes what keeps the server
+ * running; main() then prints the summary with the reason it stopped. Must
+ * be installed before the ready line: a parent that signals as soon as it
+ * reads that line must find the handler in place. */
+function installShutdown(stop: () => void): { reason: string } {
+  const state = { reason: "" };
+  stopServer = (reason: string) => {
+    if (state.reason) return; // a second Ctrl-C changes nothing
+    state.reason = reason;
+    stop();
     // Whatever still holds the process (a retry timer) must not keep it.
     const timer = setTimeout(() => {
-      warn(`still busy ${SHUTDOWN_GRACE_MS} ms after ${signal}; exiting`);
+      warn(`still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`);
       Deno.exit(0);
     }, SHUTDOWN_GRACE_MS);
     Deno.unrefTimer(timer);
   };
-  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
-  // Windows has no SIGTERM; Ctrl-C is its only signal here.
+  Deno.addSignalListener("SIGINT", () => stopServer("SIGINT"));
+  // Windows has no SIGTERM; Ctrl-C is its only signal there.
   if (Deno.build.os !== "windows") {
-    Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+    Deno.addSignalListener("SIGTERM", () => stopServer("SIGTERM"));
   }
   return state;
 }
 
-// ---------------------------------------------------------------------------
+/** On shutdown clients are closed at once; if anything still holds the
+ * process after this long, it exits anyway. */
+const SHUTDOWN_GRACE_MS = 2000;
 
-async function main(args: string[]): Promise<number> {
-  let options: Options | null;
-  try {
-    options = parseOptions(args);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    warn(err.message);
-    console.error(USAGE);
-    return 2;
-  }
-  if (options === null) {
-    console.log(USAGE);
-    return 0;
-  }
-  quiet = options.quiet;
-  idleTimeoutMs = options.idleTimeoutMs;
-
-  let listeners: Deno.TcpListener[];
-  try {
-    listeners = listen(options);
-  } catch (err) {
-    warn(describeListenError(err, options));
-    return 1;
-  }
-  const shutdown = installShutdown(listeners);
-  announce(`listening on ${describeListeners(listeners)}`);
-
-  await Promise.all(
-    listeners.map((listener) => acceptLoop(listener, options.maxClients)),
-  );
-  // The accept loops are over; wait for the clients' last lines.
-  await clientsGone();
-
-  announce(
-    `stopped by ${
-      shutdown.signal || "closing"
-    }: ${stats.clients} clients, ${stats.bytes} bytes echoed`,
-  );
-  return 0;
+/** Closes the listeners, so the accept loops end, and every client, so
+ * their reads end. */
+function closeAll(listeners: Deno.TcpListener[]): void {
+  for (const listener of listeners) closeQuietly(listener);
+  for (const conn of clients.keys()) closeQuietly(conn);
 }
 
-if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+/** Runs main() and exits with its code. Every error a user can cause is
+ * handled where it happens; anything else still ends as one line on stderr
+ * and exit code 1, never a stack trace. */
+async function run(main: (args: string[]) => Promise<number>): Promise<void> {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (err) {
+    warn(errorMessage(err));
+    code = 1;
+  }
+  Deno.exit(code);
 }
+
+// ==== SKELETON END =========================================================
+
+if (import.meta.main) await run(main);

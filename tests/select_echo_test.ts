@@ -440,3 +440,37 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     }
   });
 }
+
+// ---------------------------------------------------------------------------
+// Idle timeouts longer than a timer can hold
+
+Deno.test("--idle-timeout of 30 days: no timer overflow while a client is connected", async () => {
+  await using server = await startServer(SCRIPT, ["--idle-timeout", "2592000"]);
+  const conn = await connect(IPV4, server.port);
+  try {
+    // An overflowing timer fires every millisecond and warns each time: give
+    // it 100 echoes' worth of event-loop turns (and 200 ms) to show itself.
+    for (let i = 0; i < 100; i++) {
+      assert.deepEqual(await echoRoundTrip(conn, utf8("x")), utf8("x"));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(await echoRoundTrip(conn, utf8("y")), utf8("y"));
+  } finally {
+    conn.close();
+  }
+  const done = await server.stop();
+  assert.equal(done.code, 0);
+  assert.doesNotMatch(done.stderr, /TimeoutOverflowWarning/);
+  assert.equal(done.stderr, "");
+});
+
+Deno.test("select_echo exports its pure pieces: option parsing", async () => {
+  const { parseOptions, parseSeconds } = await import("../select_echo.ts");
+  assert.equal(parseSeconds("0.5"), 0.5);
+  assert.throws(() => parseSeconds("-1"), /Invalid --idle-timeout "-1"/);
+  const options = parseOptions(["--max-clients", "3", "--port", "0"]);
+  assert.ok(typeof options === "object");
+  assert.equal(options.maxClients, 3);
+  assert.equal(options.port, 0);
+  assert.equal(options.host, "::");
+});
