@@ -530,12 +530,18 @@ function closeQuietly(resource: { close(): void }): void {
  * would expire. */
 let idleTimer: ReturnType<typeof setTimeout> | undefined;
 
+/** The longest delay a timer can hold (2^31-1 ms). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function scheduleIdleCheck(): void {
   if (idleTimer !== undefined) return;
   for (const [conn, lastHeard] of clients) {
     if (timedOut.has(conn)) continue; // closed already, leaving
     const due = Math.max(0, lastHeard + idleTimeoutMs - Date.now());
-    const timer = setTimeout(closeIdleClients, due);
+    // Timers hold at most 2^31-1 ms (about 24.8 days): a longer delay fires
+    // at once with a TimeoutOverflowWarning, every millisecond. Wake up at
+    // most that late; closeIdleClients then looks again and re-arms.
+    const timer = setTimeout(closeIdleClients, Math.min(due, MAX_TIMER_MS));
     Deno.unrefTimer(timer); // never what keeps the process alive
     idleTimer = timer;
     return;
@@ -884,6 +890,10 @@ function plural(count: number, noun: string): string {
 /** Each thread runs this file, which Deno reads again for it: without read
  * permission on it, every thread would die at birth. */
 function canReadSelf(): boolean {
+  // Inside a `deno compile` binary the threads run the copy embedded at
+  // compile time (`--include worker_echo.ts`), read from the binary's own
+  // virtual file system, which needs no read permission.
+  if (Deno.build.standalone) return true;
   const path = import.meta.filename; // undefined when loaded from a URL
   if (path === undefined) return true;
   return Deno.permissions.querySync({ name: "read", path }).state ===

@@ -13,12 +13,14 @@ import {
   escapeRegExp,
   firstDifference,
   IPV4,
+  isLinux,
   patternBytes,
   readToEnd,
   ROOT_DIR,
   runScript,
   sameBytes,
   shownAddress,
+  sleep,
   startServer,
   taskFlags,
   testBothFamilies,
@@ -465,3 +467,48 @@ async function destroyListenersMissing(): Promise<string> {
   await accepted;
   return result;
 }
+
+/** CPU time of a process, all its threads, in clock ticks (Linux /proc:
+ * utime + stime, fields 14 and 15 of /proc/PID/stat). */
+function cpuTicks(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]); // fields 14, 15 (1-based)
+}
+
+Deno.test({
+  name:
+    "--idle-timeout 2592000 (30 days, longer than a timer holds): no TimeoutOverflowWarning, no spinning CPU while a client is connected" +
+    (isLinux ? "" : " (ignored: needs Linux /proc)"),
+  ignore: !isLinux,
+  fn: async () => {
+    await using server = await startServer(SCRIPT, [
+      "--threads",
+      "1",
+      "--idle-timeout",
+      "2592000",
+    ]);
+    const conn = await connect(IPV4, server.port);
+    try {
+      const before = cpuTicks(server.pid);
+      // A bounded count of echoes, with pauses that give a spinning timer
+      // (one wake-up a millisecond) room to show itself.
+      for (let i = 0; i < 40; i++) {
+        const payload = patternBytes(100, i + 1);
+        const echo = await echoRoundTrip(conn, payload);
+        assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
+        await sleep(50);
+      }
+      const used = cpuTicks(server.pid) - before;
+      const warnings = server.stderr.text.split("TimeoutOverflowWarning")
+        .length - 1;
+      assert.equal(warnings, 0, `stderr:\n${server.stderr.text.slice(0, 500)}`);
+      // About 2 s connected: a timer firing every millisecond costs a
+      // share of a CPU all along (tens of ticks at 100 Hz), while 40 small
+      // echoes cost a tick or two.
+      assert.ok(used < 12, `the server used ${used} CPU ticks for 40 echoes`);
+    } finally {
+      closeQuietly(conn);
+    }
+  },
+});
