@@ -78,14 +78,10 @@ export function explainFailure(stderr: string, zip: string): string {
   ) {
     return `compile: cannot get Deno's denort runtime (no download from dl.deno.land); set DENORT_BIN=/path/to/denort or put ${zip} in place (see docs/guide-en.md §5)`;
   }
-  const line = stderr.split("\n").map((l) => l.trim()).find((l) =>
-    /^error/i.test(l.replace(/\x1b\[[0-9;]*m/g, ""))
-  );
+  // The child runs with NO_COLOR=1: its lines carry no colour codes.
+  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
   return `compile: ${
-    (line ?? stderr.trim().split("\n")[0] ?? "failed").replace(
-      /\x1b\[[0-9;]*m/g,
-      "",
-    )
+    lines.find((l) => /^error/i.test(l)) ?? lines[0] ?? "failed"
   }`;
 }
 
