@@ -1,3 +1,4 @@
+#!/usr/bin/env -S deno run -N --allow-read=worker_echo.ts --unstable-net
 /**
  * # worker_echo.ts — TCP echo server on several threads (Web Workers)
  *
@@ -176,9 +177,9 @@ function parseOptions(args: string[]): Options | null {
       },
     });
   } catch (err) {
-    // parseArgs names the unknown option or missing value well; its first
-    // line is enough.
-    throw new UsageError(errorMessage(err).split("\n")[0]);
+    // parseArgs names the option and explains, sometimes over several
+    // lines ("--port -5": did you mean --port=-5?): keep them, on one.
+    throw new UsageError(errorMessage(err).replaceAll("\n", " "));
   }
   const { values } = parsed;
   if (values.help) return null;
@@ -991,9 +992,9 @@ async function main(args: string[]): Promise<number> {
   await threadsStopped();
 
   announce(
-    `stopped by ${
-      shutdown.signal || "closing"
-    }: ${stats.clients} clients, ${stats.bytes} bytes echoed`,
+    `stopped by ${shutdown.signal || "closing"}: ${
+      plural(stats.clients, "client")
+    }, ${plural(stats.bytes, "byte")} echoed`,
   );
   return 0;
 }

@@ -181,7 +181,7 @@ testBothFamilies(
     assert.equal(done.code, 0);
     assert.match(
       done.stdout,
-      /^worker_echo: stopped by SIGINT: 1 clients, 5 bytes echoed$/m,
+      /^worker_echo: stopped by SIGINT: 1 client, 5 bytes echoed$/m,
     );
     assert.equal(done.stderr, "");
   },
