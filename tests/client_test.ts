@@ -376,7 +376,9 @@ Deno.test({
   async fn() {
     await using server = await startServer("tcp_echo.ts");
     const path = fromFileUrl(new URL(SCRIPT, ROOT));
+    // `exec`: no shell stays between `script` and Deno to take a Ctrl-C.
     const command = [
+      "exec",
       Deno.execPath(),
       "run",
       ...taskFlags(SCRIPT),

@@ -720,7 +720,11 @@ for (const answer of ["y", "n"]) {
     ignore: ptyMissing !== "",
     async fn() {
       const path = fromFileUrl(new URL(SCRIPT, ROOT));
-      const command = `${Deno.execPath()} run --unstable-net ${path} --port 0`;
+      // `exec`: no shell stays between `script` and Deno. A shell that
+      // waits (dash, the usual /bin/sh) would take the Ctrl-C below too and
+      // end with 130 whatever the server does.
+      const command =
+        `exec ${Deno.execPath()} run --unstable-net ${path} --port 0`;
       // `script` runs the command on a new pseudo-terminal (so Deno
       // prompts) and passes our pipe to it as if typed; -e: its exit code
       // is the command's.
