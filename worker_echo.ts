@@ -113,9 +113,9 @@ const MAX_THREADS = 256;
 /** A thread that dies is replaced after this wait, doubled each time its
  * replacement dies young (before RESTART_STABLE_MS) up to the maximum, so a
  * fault that kills every new thread at once cannot spin the CPU. */
-const RESTART_DELAY_MIN_MS = 100;
-const RESTART_DELAY_MAX_MS = 30_000;
-const RESTART_STABLE_MS = 10_000;
+export const RESTART_DELAY_MIN_MS = 100;
+export const RESTART_DELAY_MAX_MS = 30_000;
+export const RESTART_STABLE_MS = 10_000;
 
 const USAGE = `Usage: ${RUN_LINE} [options]
 
@@ -142,7 +142,7 @@ Try it: nc localhost ${DEFAULT_PORT}`;
 // ---------------------------------------------------------------------------
 // Options
 
-interface Options {
+export interface Options {
   host: string;
   port: number;
   threads: number;
@@ -153,10 +153,10 @@ interface Options {
 }
 
 /** A mistake on the command line: reported with the usage, exit code 2. */
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 /** Parses the command line; returns null when help was asked for. */
-function parseOptions(args: string[]): Options | null {
+export function parseOptions(args: string[]): Options | null {
   let parsed;
   try {
     parsed = parseArgs({
@@ -843,17 +843,26 @@ async function startThreads(count: number): Promise<string> {
   return "";
 }
 
+/** How long to wait before replacing a thread that lived `livedMs`, when
+ * the last wait for its number was `lastWaitMs` (undefined: none yet). A
+ * thread that dies young doubles the wait, up to the maximum; one that
+ * lived long enough starts again from the minimum. */
+export function restartDelay(
+  livedMs: number,
+  lastWaitMs: number | undefined,
+): number {
+  if (livedMs >= RESTART_STABLE_MS) return RESTART_DELAY_MIN_MS;
+  return Math.min(
+    (lastWaitMs ?? RESTART_DELAY_MIN_MS / 2) * 2,
+    RESTART_DELAY_MAX_MS,
+  );
+}
+
 /** Starts another thread number n after the dead one, waiting longer each
  * time a replacement dies young. */
 function replaceThread(n: number, why: string, startedAt: number): void {
   if (stopping) return;
-  const young = Date.now() - startedAt < RESTART_STABLE_MS;
-  const wait = young
-    ? Math.min(
-      (restartDelays.get(n) ?? RESTART_DELAY_MIN_MS / 2) * 2,
-      RESTART_DELAY_MAX_MS,
-    )
-    : RESTART_DELAY_MIN_MS;
+  const wait = restartDelay(Date.now() - startedAt, restartDelays.get(n));
   restartDelays.set(n, wait);
   warn(`[${n}] thread died: ${why}; starting another in ${wait} ms`);
   const timer = setTimeout(async () => {
@@ -884,7 +893,7 @@ function threadsStopped(): Promise<void> {
   return new Promise((resolve) => lastThreadGone = resolve);
 }
 
-function plural(count: number, noun: string): string {
+export function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 

@@ -512,3 +512,50 @@ Deno.test({
     }
   },
 });
+
+// Pure pieces, in-process (fast). Importing the file starts nothing: the
+// server runs only when the file is the main module or a worker.
+import * as workerEcho from "../worker_echo.ts";
+
+Deno.test("worker_echo.parseOptions: --threads and the rest, in-process", () => {
+  const options = workerEcho.parseOptions([
+    "--threads",
+    "3",
+    "--port",
+    "0",
+    "--idle-timeout",
+    "0.5",
+  ])!;
+  assert.equal(options.threads, 3);
+  assert.equal(options.port, 0);
+  assert.equal(options.idleTimeoutMs, 500);
+  assert.equal(workerEcho.parseOptions(["--help"]), null);
+  for (const bad of [["--threads", "0"], ["--threads", "2.5"], ["--port=-1"]]) {
+    assert.throws(
+      () => workerEcho.parseOptions(bad),
+      workerEcho.UsageError,
+      bad.join(" "),
+    );
+  }
+});
+
+Deno.test("worker_echo.restartDelay: doubles while threads die young, capped, reset by a long life", () => {
+  const { restartDelay, RESTART_DELAY_MIN_MS: min, RESTART_STABLE_MS: stable } =
+    workerEcho;
+  let wait: number | undefined;
+  const waits: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    wait = restartDelay(0, wait);
+    waits.push(wait);
+  }
+  assert.deepEqual(waits.slice(0, 4), [min, 2 * min, 4 * min, 8 * min]);
+  assert.equal(waits.at(-1), workerEcho.RESTART_DELAY_MAX_MS);
+  assert.equal(restartDelay(stable, workerEcho.RESTART_DELAY_MAX_MS), min);
+  assert.equal(restartDelay(stable - 1, min), 2 * min);
+});
+
+Deno.test("worker_echo.plural: 1 client, 2 clients, 0 bytes", () => {
+  assert.equal(workerEcho.plural(1, "client"), "1 client");
+  assert.equal(workerEcho.plural(2, "client"), "2 clients");
+  assert.equal(workerEcho.plural(0, "byte"), "0 bytes");
+});
