@@ -91,6 +91,7 @@ const PEERS = "bench/peers/";
 const KNEE_CONNS = [100, 128, 160, 256, 2000];
 const KNEE_SERVERS = [
   "select_echo.ts",
+  "select_echo.ts --no-fair",
   "worker_echo.ts",
   "node_net.mjs",
   "deno_plain_echo.ts",
@@ -102,6 +103,7 @@ const PLAIN_SCENARIOS = [50, 500, ...KNEE_CONNS].map((n) => `pingpong-${n}x64`);
 const SERVERS: ServerDef[] = [
   { name: "tcp_echo.ts", kind: "sequential", runtime: "deno", file: "tcp_echo.ts", args: OURS },
   { name: "select_echo.ts", kind: "concurrent", runtime: "deno", file: "select_echo.ts", args: OURS },
+  { name: "select_echo.ts --no-fair", kind: "concurrent", runtime: "deno", file: "select_echo.ts", args: [...OURS, "--no-fair"], scenarios: PLAIN_SCENARIOS },
   { name: "worker_echo.ts", kind: "concurrent", runtime: "deno", file: "worker_echo.ts", args: OURS },
   { name: "udp_echo.ts", kind: "udp", runtime: "deno", file: "udp_echo.ts", args: OURS },
   { name: "sheet_tcp_sequential.py", kind: "sequential", runtime: "python", file: `${PEERS}sheet_tcp_sequential.py`, args: ["0"] },
@@ -212,7 +214,8 @@ function kneeScenario(conns: number): ScenarioDef {
     servers: KNEE_SERVERS,
     fullOnly: true,
     note: "deno_plain_echo.ts is the plain `for (;;) { read; write }` Deno " +
-      "echo, without the fairness fix of select_echo.ts and worker_echo.ts.",
+      "echo, without the fairness fix of select_echo.ts and worker_echo.ts; " +
+      "select_echo.ts --no-fair is select_echo.ts with its fair turns off.",
   };
 }
 
