@@ -1,7 +1,9 @@
 /**
  * ok_server.ts against real sockets: the "OK / fin" server of sheet 001
- * (its second, select-based server), with the bugs the sheet admits fixed,
- * started exactly as its task in deno.json runs it.
+ * (its second, select-based server, and its first with --one-client), with
+ * the bugs the sheet admits fixed, started exactly as its task in deno.json
+ * runs it; line clients and the sheet's unframed client. Its pure pieces
+ * (the message splitter, option parsing) are tested in-process at the end.
  */
 
 import assert from "node:assert/strict";
@@ -24,6 +26,7 @@ import {
   runScript,
   type Server,
   shownAddress,
+  sleep,
   startServer,
   stillPending,
   taskFlags,
@@ -100,6 +103,12 @@ Deno.test("--help: port 12800, --max-line 65536, and that any client can stop it
   assert.match(done.stdout, /--port N .*\(default 12800\)$/m);
   assert.match(done.stdout, /\(default 65536\)$/m);
   assert.match(done.stdout, /"fin" from ANY client stops the server/);
+  assert.match(done.stdout, /^ {2}--one-client /m);
+  assert.match(done.stdout, /A message is a line/);
+  assert.match(
+    done.stdout,
+    /before a\s+200 ms pause is a message, answered "OK" with no newline/,
+  );
   const source = await Deno.readTextFile(new URL(SCRIPT, ROOT));
   assert.match(source, /ANY client can stop this server by sending `fin`/);
 });
@@ -158,7 +167,7 @@ testBothFamilies(
       `ok_server: ${peer}: bonjour`,
       `ok_server: ${peer}: ça va ?`,
       `ok_server: ${peer} left after 2 messages`,
-      "ok_server: stopped by SIGINT: 1 clients, 2 messages",
+      "ok_server: stopped by SIGINT: 1 client, 2 messages",
     ]);
     assert.doesNotMatch(done.stdout, /::ffff:/);
     assert.equal(done.stderr, "");
@@ -179,7 +188,7 @@ Deno.test("--quiet leaves only the ready line and the summary", async () => {
   assert.equal(lines.length, 2, done.stdout);
   assert.equal(
     lines[1],
-    "ok_server: stopped by SIGTERM: 1 clients, 1 messages",
+    "ok_server: stopped by SIGTERM: 1 client, 1 message",
   );
 });
 
@@ -238,7 +247,7 @@ Deno.test("an empty line is a message and gets its OK", async () => {
     conn.close();
   }
   const done = await server.stop();
-  assert.match(done.stdout, /: 1 clients, 2 messages$/m);
+  assert.match(done.stdout, /: 1 client, 2 messages$/m);
 });
 
 Deno.test("an unterminated last message before the client closes still counts", async () => {
@@ -256,6 +265,125 @@ Deno.test("an unterminated last message before the client closes still counts", 
   } finally {
     conn.close();
   }
+});
+
+// ---------------------------------------------------------------------------
+// The sheet's unframed client: no newline, one answer per message
+
+/** The sheet's `b"OK"`: the reply to a message that ended with a pause. */
+const BARE_OK = "OK";
+
+testBothFamilies(
+  "the sheet's unframed client: a bare OK per message, each logged alone, fin without newline stops the server",
+  async (family) => {
+    await using server = await startServer(SCRIPT);
+    const conn = await connect(family, server.port);
+    const peer = shownAddress(conn.localAddr);
+    try {
+      // As the sheet's client: send, then wait for the answer.
+      for (const message of ["bonjour", "ça va ?"]) {
+        await writeAll(conn, utf8(message));
+        assert.equal(text(await readExactly(conn, BARE_OK.length)), BARE_OK);
+      }
+      await writeAll(conn, utf8("fin"));
+      // Everything until the server closes: a newline anywhere in the
+      // replies would show here.
+      assert.equal(text(await readToEnd(conn)), BARE_OK);
+      const done = await server.finished();
+      assert.equal(done.code, 0);
+      assert.equal(done.stderr, "");
+      assert.deepEqual(done.stdout.split("\n").slice(1), [
+        `ok_server: ${peer} connected`,
+        `ok_server: ${peer}: bonjour`,
+        `ok_server: ${peer}: ça va ?`,
+        `ok_server: ${peer}: fin`,
+        `ok_server: ${peer} sent "fin" after 3 messages`,
+        `ok_server: stopped by "fin" from ${peer}: 1 client, 3 messages`,
+      ]);
+    } finally {
+      conn.close();
+    }
+  },
+);
+
+Deno.test("unframed final, fine, FIN do not stop it; a later line makes it a line client", async () => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(IPV4, server.port);
+  try {
+    for (const message of ["final", "fine", "FIN"]) {
+      await writeAll(conn, utf8(message));
+      assert.equal(text(await readExactly(conn, BARE_OK.length)), BARE_OK);
+    }
+    await expectOKs(conn, "une ligne\n", 1);
+  } finally {
+    conn.close();
+  }
+  const done = await server.stop();
+  assert.equal(done.code, 0);
+  assert.match(done.stdout, /: 1 client, 4 messages$/);
+});
+
+Deno.test("a line client: a line in 30 one-byte segments is one message, one OK", async () => {
+  await using server = await startServer(SCRIPT);
+  const conn = await connect(IPV4, server.port);
+  try {
+    conn.setNoDelay(true); // each write its own segment
+    await expectOKs(conn, "premier\n", 1);
+    const line = utf8("trente octets, un par segment\n");
+    for (const byte of line) {
+      await writeAll(conn, Uint8Array.of(byte));
+      await sleep(2); // give the server a read per byte
+    }
+    assert.equal(text(await readExactly(conn, OK.length)), OK);
+    await waitForLine(
+      server,
+      messageLine(conn, "trente octets, un par segment"),
+    );
+    await expectOKs(conn, "dernier\n", 1);
+  } finally {
+    conn.close();
+  }
+  const done = await server.stop();
+  assert.match(done.stdout, /: 1 client, 3 messages$/);
+});
+
+testBothFamilies(
+  "a client that sent a newline then pauses mid-line gets no OK until the newline",
+  async (family) => {
+    await using server = await startServer(SCRIPT);
+    const conn = await connect(family, server.port);
+    try {
+      await expectOKs(conn, "bonjour\n", 1);
+      await writeAll(conn, utf8("je réfléchis"));
+      const reply = readExactly(conn, OK.length);
+      // Several times the unframed pause: a line client is not unframed.
+      assert.ok(await stillPending(reply, 1000), "an OK before the newline");
+      await writeAll(conn, utf8(" encore\n"));
+      assert.equal(text(await reply), OK);
+      await waitForLine(server, messageLine(conn, "je réfléchis encore"));
+    } finally {
+      conn.close();
+    }
+  },
+);
+
+Deno.test("Latin-1 bytes, from a line client and from an unframed one: OK each, shown as �", async () => {
+  await using server = await startServer(SCRIPT);
+  const lines = await connect(IPV4, server.port);
+  const unframed = await connect(IPV4, server.port);
+  try {
+    // "café" and "où" in Latin-1: E9 and F9 are not UTF-8.
+    await expectOKs(lines, Uint8Array.of(0x63, 0x61, 0x66, 0xe9, 0x0a), 1);
+    await writeAll(unframed, Uint8Array.of(0x6f, 0xf9));
+    assert.equal(text(await readExactly(unframed, BARE_OK.length)), BARE_OK);
+    await waitForLine(server, messageLine(lines, "caf\uFFFD"));
+    await waitForLine(server, messageLine(unframed, "o\uFFFD"));
+    await expectOKs(lines, "toujours là\n", 1);
+  } finally {
+    lines.close();
+    unframed.close();
+  }
+  assert.equal(server.stderr.text, "");
 });
 
 // ---------------------------------------------------------------------------
@@ -340,7 +468,7 @@ testBothFamilies(
         lines.includes(
           `ok_server: ${
             shownAddress(stopper.localAddr)
-          } sent "fin" after 1 messages`,
+          } sent "fin" after 1 message`,
         ),
       );
       for (const conn of [talker, idle]) {
@@ -348,7 +476,9 @@ testBothFamilies(
           lines.includes(
             `ok_server: ${
               shownAddress(conn.localAddr)
-            } was closed at shutdown after ${conn === talker ? 1 : 0} messages`,
+            } was closed at shutdown after ${
+              conn === talker ? "1 message" : "0 messages"
+            }`,
           ),
           done.stdout,
         );
@@ -363,23 +493,24 @@ testBothFamilies(
 );
 
 for (
-  const [name, bytes] of [
-    ["fin\\r\\n", "fin\r\n"],
-    ["fin without a line ending, then end of input", "fin"],
-  ]
+  const [name, bytes, closeWrite, reply] of [
+    ["fin\\r\\n", "fin\r\n", false, OK],
+    ["fin without a line ending, then end of input", "fin", true, "OK"],
+    ["fin without a line ending, then a pause", "fin", false, "OK"],
+  ] as const
 ) {
   Deno.test(`${name} stops the server too`, async () => {
     await using server = await startServer(SCRIPT);
     const conn = await connect(IPV4, server.port);
     try {
       await writeAll(conn, utf8(bytes));
-      if (!bytes.endsWith("\n")) await conn.closeWrite();
-      assert.equal(text(await readToEnd(conn)), OK);
+      if (closeWrite) await conn.closeWrite();
+      assert.equal(text(await readToEnd(conn)), reply);
       const done = await server.finished();
       assert.equal(done.code, 0);
       assert.match(
         done.stdout,
-        /stopped by "fin" from .*: 1 clients, 1 messages$/,
+        /stopped by "fin" from .*: 1 client, 1 message$/,
       );
     } finally {
       conn.close();
@@ -403,7 +534,7 @@ Deno.test('final, fine, FIN, " fin", "fin " do not stop it', async () => {
   }
   await waitForLine(
     server,
-    `ok_server: ${shownAddress(next.localAddr)} left after 1 messages`,
+    `ok_server: ${shownAddress(next.localAddr)} left after 1 message`,
   );
   const done = await server.stop();
   assert.equal(done.code, 0);
@@ -422,7 +553,7 @@ Deno.test("lines after fin in the same read are neither printed nor answered", a
     const done = await server.finished();
     assert.equal(done.code, 0);
     assert.doesNotMatch(done.stdout, /après/);
-    assert.match(done.stdout, /: 1 clients, 2 messages$/);
+    assert.match(done.stdout, /: 1 client, 2 messages$/);
   } finally {
     conn.close();
   }
@@ -490,7 +621,7 @@ testBothFamilies(
     try {
       await expectOKs(live, "avant\n", 1);
       await resetAfterEcho(family, server.port, utf8("x\n"));
-      await server.stdout.waitFor(/ reset the connection after 1 messages$/);
+      await server.stdout.waitFor(/ reset the connection after 1 message$/);
       await expectOKs(live, "après\n", 1);
     } finally {
       live.close();
@@ -708,6 +839,90 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 }
 
 // ---------------------------------------------------------------------------
+// --one-client: the sheet's first server
+
+testBothFamilies(
+  "--one-client: a second client connects but gets no OK; the first one's fin stops the server, exit 0",
+  async (family) => {
+    await using server = await startServer(SCRIPT, ["--one-client"]);
+    const first = await connect(family, server.port);
+    let second: Deno.TcpConn | undefined;
+    let secondReply: Promise<unknown> | undefined;
+    try {
+      await expectOKs(first, "un\n", 1);
+      // The handshake completes in the kernel's backlog: connect() succeeds.
+      second = await connect(family, server.port);
+      await writeAll(second, utf8("et moi ?\n"));
+      const buffer = new Uint8Array(16);
+      secondReply = second.read(buffer).then(
+        (n) => text(buffer.subarray(0, n ?? 0)),
+        () => "", // reset when the server exits: no OK either
+      );
+      assert.ok(await stillPending(secondReply, 500), "the second got bytes");
+      // The first is still served meanwhile.
+      await expectOKs(first, "deux\n", 1);
+      assert.ok(await stillPending(secondReply, 100), "the second got bytes");
+      await writeAll(first, utf8("fin\n"));
+      assert.equal(text(await readToEnd(first)), OK);
+      const done = await server.finished();
+      assert.equal(done.code, 0);
+      assert.equal(done.stderr, "");
+      const peer = shownAddress(first.localAddr);
+      assert.equal(
+        done.stdout.split("\n").at(-1),
+        `ok_server: stopped by "fin" from ${peer}: 1 client, 3 messages`,
+      );
+      assert.doesNotMatch(done.stdout, /et moi/);
+      assert.equal(
+        done.stdout.split("\n").filter((l) => l.endsWith(" connected")).length,
+        1,
+      );
+      assert.equal(await within(secondReply, "the second's read"), "");
+    } finally {
+      first.close();
+      second?.close();
+      await secondReply;
+    }
+  },
+);
+
+Deno.test("--one-client: the first client leaving stops the server too, exit 0", async () => {
+  await using server = await startServer(SCRIPT, ["--one-client"]);
+  const conn = await connect(IPV4, server.port);
+  const peer = shownAddress(conn.localAddr);
+  try {
+    await expectOKs(conn, "au revoir\n", 1);
+  } finally {
+    conn.close();
+  }
+  const done = await server.finished();
+  assert.equal(done.code, 0);
+  assert.equal(done.stderr, "");
+  assert.deepEqual(done.stdout.split("\n").slice(1), [
+    `ok_server: ${peer} connected`,
+    `ok_server: ${peer}: au revoir`,
+    `ok_server: ${peer} left after 1 message`,
+    `ok_server: stopped by ${peer} leaving: 1 client, 1 message`,
+  ]);
+});
+
+Deno.test("--one-client with the sheet's unframed client: bare OKs, fin stops it", async () => {
+  await using server = await startServer(SCRIPT, ["--one-client"]);
+  const conn = await connect(IPV6.missing ? IPV4 : IPV6, server.port);
+  try {
+    await writeAll(conn, utf8("salut"));
+    assert.equal(text(await readExactly(conn, BARE_OK.length)), BARE_OK);
+    await writeAll(conn, utf8("fin"));
+    assert.equal(text(await readToEnd(conn)), BARE_OK);
+  } finally {
+    conn.close();
+  }
+  const done = await server.finished();
+  assert.equal(done.code, 0);
+  assert.match(done.stdout, /stopped by "fin" from .*: 1 client, 2 messages$/);
+});
+
+// ---------------------------------------------------------------------------
 // client.ts against it
 
 const clientMissing = await Deno.stat(new URL("client.ts", ROOT)).then(
@@ -736,7 +951,7 @@ Deno.test({
     assert.match(stopped.stdout, /: café$/m);
     assert.match(
       stopped.stdout,
-      /stopped by "fin" from 127\.0\.0\.1:\d+: 1 clients, 3 messages$/,
+      /stopped by "fin" from 127\.0\.0\.1:\d+: 1 client, 3 messages$/,
     );
   },
 });
@@ -769,4 +984,132 @@ Deno.test({
     assert.match(done.stdout, /> OK\r?\n> OK\r?\n/);
     assert.equal((await server.finished()).code, 0);
   },
+});
+
+// ---------------------------------------------------------------------------
+// In-process: the pure pieces
+
+const okServer = await import("../ok_server.ts");
+
+function split(maxLine = 100) {
+  return new okServer.MessageSplitter(maxLine);
+}
+
+Deno.test("MessageSplitter: a line split over many pushes is one message", () => {
+  const s = split();
+  const bytes = utf8("bonjour à tous\r\n");
+  for (const [i, byte] of bytes.entries()) {
+    const got = s.push(Uint8Array.of(byte));
+    assert.deepEqual(
+      got.messages,
+      i === bytes.length - 1 ? ["bonjour à tous"] : [],
+    );
+    assert.equal(got.tooLong, false);
+  }
+  assert.equal(s.lineClient, true);
+});
+
+Deno.test("MessageSplitter: two lines and a half in one push; the half waits", () => {
+  const s = split();
+  assert.deepEqual(s.push(utf8("un\ndeux\r\ntr")), {
+    messages: ["un", "deux"],
+    tooLong: false,
+  });
+  assert.equal(s.waitingForPause, false, "a line client never pauses");
+  assert.deepEqual(s.pause(), { messages: [], tooLong: false });
+  assert.deepEqual(s.push(utf8("ois\n")).messages, ["trois"]);
+  assert.deepEqual(s.end(), { messages: [], tooLong: false });
+});
+
+Deno.test("MessageSplitter: unframed until the first newline; a pause ends its messages", () => {
+  const s = split();
+  assert.equal(s.waitingForPause, false, "nothing held yet");
+  assert.deepEqual(s.push(utf8("bon")).messages, []);
+  assert.deepEqual(s.push(utf8("jour")).messages, []);
+  assert.equal(s.waitingForPause, true);
+  assert.deepEqual(s.pause().messages, ["bonjour"]);
+  assert.equal(s.waitingForPause, false);
+  assert.equal(s.lineClient, false);
+  assert.deepEqual(s.push(utf8("fin")).messages, []);
+  assert.deepEqual(s.end().messages, ["fin"]);
+  assert.equal(s.lineClient, false);
+});
+
+Deno.test("MessageSplitter: an empty pause or end is no message", () => {
+  const s = split();
+  assert.deepEqual(s.pause(), { messages: [], tooLong: false });
+  assert.deepEqual(s.end(), { messages: [], tooLong: false });
+  assert.deepEqual(s.push(utf8("\n")).messages, [""]);
+});
+
+Deno.test("MessageSplitter: Latin-1 and cut UTF-8 decode to U+FFFD; UTF-8 split across pushes is whole", () => {
+  const s = split();
+  assert.deepEqual(
+    s.push(Uint8Array.of(0x63, 0x61, 0x66, 0xe9, 0x0a)).messages,
+    ["caf\uFFFD"],
+  );
+  assert.deepEqual(s.push(Uint8Array.of(0x63, 0xc3)).messages, []);
+  assert.deepEqual(s.push(Uint8Array.of(0xa9, 0x0a)).messages, ["c\u00e9"]);
+  const unframed = split();
+  unframed.push(Uint8Array.of(0x6f, 0xf9));
+  assert.deepEqual(unframed.pause().messages, ["o\uFFFD"]);
+});
+
+Deno.test("MessageSplitter: the limit counts bytes without the line ending", () => {
+  const s = split(4);
+  assert.deepEqual(s.push(utf8("abcd\r\n")), {
+    messages: ["abcd"],
+    tooLong: false,
+  });
+  assert.deepEqual(s.push(utf8("ok\nabcde\nnot")), {
+    messages: ["ok"],
+    tooLong: true,
+  });
+  // An endless line is cut off before its end.
+  assert.equal(split(4).push(utf8("abcdef")).tooLong, true);
+  // An unframed message over the limit is too long at its pause.
+  const unframed = split(4);
+  assert.equal(unframed.push(utf8("abcde")).tooLong, false);
+  assert.deepEqual(unframed.pause(), { messages: [], tooLong: true });
+});
+
+Deno.test("parseOptions: defaults, --max-line, --one-client", () => {
+  assert.deepEqual(okServer.parseOptions([]), {
+    host: "::",
+    port: 12800,
+    quiet: false,
+    maxLine: 65536,
+    oneClient: false,
+  });
+  assert.deepEqual(
+    okServer.parseOptions([
+      "--one-client",
+      "--max-line=10",
+      "--port",
+      "0",
+      "--host",
+      "127.0.0.1",
+    ]),
+    {
+      host: "127.0.0.1",
+      port: 0,
+      quiet: false,
+      maxLine: 10,
+      oneClient: true,
+    },
+  );
+  assert.equal(okServer.parseMaxLine("16777216"), 16777216);
+  for (const bad of ["0", "-1", "abc", "16777217", "1e3", ""]) {
+    assert.throws(
+      () => okServer.parseMaxLine(bad),
+      new RegExp(`^Error: Invalid --max-line "${escapeRegExp(bad)}"`),
+    );
+  }
+});
+
+Deno.test("printable: control characters as \\xNN, tab and accents as sent", () => {
+  assert.equal(
+    okServer.printable("a\x1b[31mb\rc\td\x00\x7f\u009bé"),
+    "a\\x1b[31mb\\x0dc\td\\x00\\x7f\\x9bé",
+  );
 });
