@@ -326,7 +326,7 @@ Deno.test({
       );
       await destroyListeners(server.port);
       await server.stderr.waitFor(
-        /^worker_echo: \[1\] thread died: its listener broke: Invalid argument \(os error 22\); starting another in 100 ms$/,
+        /^worker_echo: \[1\] thread died: cannot accept clients: Invalid argument \(os error 22\); starting another in 100 ms$/,
       );
       await server.stderr.waitFor(/^worker_echo: \[1\] new thread listening$/);
       // The dead thread took its client with it.
@@ -517,6 +517,23 @@ Deno.test({
 // server runs only when the file is the main module or a worker.
 import * as workerEcho from "../worker_echo.ts";
 
+/** Runs `parse` with console.log and console.error captured: the command
+ * line prints its usage and its mistakes itself. */
+function captured<T>(parse: () => T): { result: T; out: string; err: string } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...words: unknown[]) => out.push(words.join(" "));
+  console.error = (...words: unknown[]) => err.push(words.join(" "));
+  try {
+    const result = parse();
+    return { result, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
 Deno.test("worker_echo.parseOptions: --threads and the rest, in-process", () => {
   const options = workerEcho.parseOptions([
     "--threads",
@@ -525,18 +542,35 @@ Deno.test("worker_echo.parseOptions: --threads and the rest, in-process", () => 
     "0",
     "--idle-timeout",
     "0.5",
-  ])!;
+  ]);
+  assert.ok(typeof options === "object", String(options));
   assert.equal(options.threads, 3);
   assert.equal(options.port, 0);
   assert.equal(options.idleTimeoutMs, 500);
-  assert.equal(workerEcho.parseOptions(["--help"]), null);
-  for (const bad of [["--threads", "0"], ["--threads", "2.5"], ["--port=-1"]]) {
-    assert.throws(
-      () => workerEcho.parseOptions(bad),
-      workerEcho.UsageError,
-      bad.join(" "),
-    );
+  const help = captured(() => workerEcho.parseOptions(["--help"]));
+  assert.equal(help.result, 0);
+  assert.ok(help.out.startsWith(`Usage: ${RUN_LINE} [options]`), help.out);
+  assert.equal(help.err, "");
+  for (
+    const [bad, line] of [
+      [["--threads", "0"], 'Invalid --threads "0"'],
+      [["--threads", "2.5"], 'Invalid --threads "2.5"'],
+      [["--port=-1"], 'Invalid port "-1"'],
+    ] as const
+  ) {
+    const mistake = captured(() => workerEcho.parseOptions([...bad]));
+    assert.equal(mistake.result, 2, bad.join(" "));
+    assert.ok(mistake.err.startsWith(`worker_echo: ${line}: `), mistake.err);
+    assert.match(mistake.err, /^Usage: /m);
+    assert.equal(mistake.out, "");
   }
+  const { parseThreads, parseMaxClients, parseSeconds, UsageError } =
+    workerEcho;
+  assert.equal(parseThreads("256"), 256);
+  assert.throws(() => parseThreads("257"), UsageError);
+  assert.throws(() => parseMaxClients("0"), UsageError);
+  assert.equal(parseSeconds("0.5"), 0.5);
+  assert.throws(() => parseSeconds("1m"), UsageError);
 });
 
 Deno.test("worker_echo.restartDelay: doubles while threads die young, capped, reset by a long life", () => {
