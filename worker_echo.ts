@@ -324,6 +324,7 @@ function runThread(): void {
   scope.onmessage = async ({ data: order }) => {
     if (order.type === "stop") return closeAll(listeners); // Ctrl-C
     const { options } = order;
+    // This thread's settings, as select_echo.ts's main() sets its own.
     output.threadTag = `[${order.thread}] `;
     output.quiet = options.quiet;
     idleTimeoutMs = options.idleTimeoutMs;
