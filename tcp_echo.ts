@@ -177,6 +177,9 @@ export function parseOptions(args: string[]): Options | number {
   return readCommandLine(args, (common) => common);
 }
 
+// The skeleton's pure pieces, for tests in-process (exporting adds no import).
+export { describeDisconnect, formatAddress, parsePort, plural, UsageError };
+
 // ==== SKELETON BEGIN =======================================================
 // What every TCP server of this kit needs around its lesson: the command
 // line, the output, listening, accepting without dying, the list of

@@ -242,3 +242,48 @@ Deno.test("SIGINT while clients wait in the backlog still exits 0 at once", asyn
     for (const conn of conns) conn.close();
   }
 });
+
+// Pure pieces, in-process (fast): importing the script starts nothing, the
+// server runs only when the file is the main module.
+Deno.test("tcp_echo exports its pure pieces: ports, addresses, plurals, disconnects", async () => {
+  const echo = await import("../tcp_echo.ts");
+  assert.equal(echo.parsePort("0"), 0);
+  assert.equal(echo.parsePort("65535"), 65535);
+  for (const bad of ["65536", "-1", "1e3", "7777abc", "", "123456"]) {
+    assert.throws(
+      () => echo.parsePort(bad),
+      (err: unknown) =>
+        err instanceof echo.UsageError &&
+        err.message ===
+          `Invalid port "${bad}": expected a number from 0 to 65535`,
+      bad,
+    );
+  }
+  const tcp = (hostname: string, port: number): Deno.NetAddr => ({
+    transport: "tcp",
+    hostname,
+    port,
+  });
+  assert.equal(echo.formatAddress(tcp("127.0.0.1", 53422)), "127.0.0.1:53422");
+  assert.equal(
+    echo.formatAddress(tcp("::ffff:127.0.0.1", 53422)),
+    "127.0.0.1:53422",
+  );
+  assert.equal(echo.formatAddress(tcp("::1", 7)), "[::1]:7");
+  assert.equal(echo.formatAddress(tcp("::ffff", 7)), "[::ffff]:7");
+  assert.equal(echo.plural(1, "client"), "1 client");
+  assert.equal(echo.plural(0, "byte"), "0 bytes");
+  assert.equal(
+    echo.describeDisconnect(new Deno.errors.ConnectionReset("x"), "p"),
+    "reset the connection",
+  );
+  assert.equal(
+    echo.describeDisconnect(new Deno.errors.BrokenPipe("x"), "p"),
+    "stopped reading and left",
+  );
+  const options = echo.parseOptions(["--port", "0", "--host", "::1"]);
+  assert.deepEqual(
+    typeof options === "object" ? [options.port, options.host] : options,
+    [0, "::1"],
+  );
+});
