@@ -212,6 +212,7 @@ async function main(args: string[]): Promise<number> {
   const options = parseOptions(args);
   if (typeof options === "number") return options; // --help, or a mistake
   maxLine = options.maxLine;
+  fairTurns.enabled = options.fair;
 
   let listeners: Deno.TcpListener[];
   try {
@@ -263,9 +264,10 @@ function pausingReader(
   buffer: Uint8Array,
 ): (pauseMs: number) => Promise<number | null | typeof PAUSED> {
   let pending: Promise<number | null> | null = null;
+  let talking = false; // has this client sent anything yet?
   return async (pauseMs) => {
     if (pending === null) {
-      pending = conn.read(buffer);
+      pending = fairRead(conn, buffer, talking); // beyond: fair turns
       // If the client is done ("fin") while this read waits, closing the
       // connection fails it with nobody left to await it; unhandled, that
       // rejection would end the process.
@@ -275,6 +277,7 @@ function pausingReader(
       ? await orPause(pending, pauseMs)
       : await pending;
     if (result !== PAUSED) pending = null;
+    if (typeof result === "number") talking = true;
     return result;
   };
 }
@@ -493,6 +496,190 @@ let onlyClientTaken = false;
 /** Clients accepted but never served (see serveOnlyClient). */
 const unserved: Deno.TcpConn[] = [];
 
+// ---- FAIR TURNS BEGIN ------------------------------------------------------
+// ===========================================================================
+// Beyond the sheet: fair turns
+// ===========================================================================
+//
+// The sheet's select() returns the whole list of ready sockets, and its loop
+// serves every one of them before it calls select() again: however many
+// clients talk at once, each waits at most one pass. Deno's event loop looks
+// the same from here, but it is not. All our pending reads are polled by one
+// task of tokio (the Rust runtime under Deno), and tokio gives a task a
+// budget of 128 completed operations each time it runs, so that no task
+// keeps the thread. Once the budget is spent, the other ready reads are put
+// off until the kernel has been asked again, behind every socket that new
+// question finds ready. The clients served in one turn answer quickly and
+// are ready again for the next: past about 128 busy clients the same ones
+// are served turn after turn, and the others starve (bench/RESULTS.md, "the
+// knee").
+//
+// So we never give Deno more reads than it finishes in one turn: at most
+// READ_SLOTS reads wait inside Deno at once. A client that wants to read
+// takes a free slot, or waits in a first-come, first-served queue here (its
+// bytes wait in the kernel meanwhile, at no cost). When its read completes
+// it hands its slot to the first client in the queue, echoes, and queues
+// again at the back: every client that wants a turn gets one before anyone
+// gets two, which is the sheet's pass again.
+//
+// A silent client would keep its slot for ever, and READ_SLOTS silent
+// clients would block everybody. So while anyone waits, a sweep runs every
+// SWEEP_MS: a read already waiting at the previous sweep belongs to a silent
+// client and gives its slot up (it is "parked"). A parked read stays pending
+// in Deno and costs nothing until its client speaks; it then hands no slot
+// over, and its client queues like everybody. A client that has sent
+// nothing yet starts parked, so a flood of idle connections holds no slot.
+// When nobody waits, taking and giving back a slot is two counters, and no
+// timer runs.
+
+/** Reads allowed to wait inside Deno at once: each client served costs a
+ * read and a write out of tokio's budget of 128, so 64 of each fit in one
+ * turn; with many more, clients starve again. */
+const READ_SLOTS = 64;
+/** How often, while clients wait for a slot, reads that have waited a whole
+ * sweep give their slot up. Short: a silent client keeps its slot one to two
+ * sweeps. Long enough that a busy client's read, whose bytes have arrived,
+ * completes well before. */
+const SWEEP_MS = 10;
+
+/** What a read needs of a connection (a Deno.Conn, or a test's stand-in). */
+interface FairConn {
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+/** The slots, their queue and the sweep. One instance serves a thread. */
+export class FairTurns {
+  /** false after --no-fair: every read goes straight to Deno. */
+  enabled = true;
+  #free: number;
+  readonly #sweepMs: number;
+  /** Clients waiting for a slot, first come first served: how to wake each.
+   * Served from #head; the array is compacted as it is used up. */
+  #queue: (() => void)[] = [];
+  #head = 0;
+  /** Sweeps and starts of sweeping so far; a read remembers the one it
+   * started in. Reads started before #parkedBelow have been parked. */
+  #epoch = 0;
+  #parkedBelow = 0;
+  /** Slots held by reads started in the current epoch, and by those started
+   * earlier but not parked yet. */
+  #heldNow = 0;
+  #heldBefore = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(slots: number, sweepMs: number) {
+    this.#free = slots;
+    this.#sweepMs = sweepMs;
+  }
+
+  /** Clients waiting for a slot now. */
+  get waiting(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /** Reads holding a slot now (parked ones do not). */
+  get holding(): number {
+    return this.#heldNow + this.#heldBefore;
+  }
+
+  /** conn.read(buffer), in turn. `talking`: the client has sent something
+   * before; a new one reads without a slot, since it may never speak. */
+  read(
+    conn: FairConn,
+    buffer: Uint8Array,
+    talking: boolean,
+  ): Promise<number | null> {
+    if (!this.enabled || !talking) return conn.read(buffer);
+    return this.#readInTurn(conn, buffer);
+  }
+
+  async #readInTurn(
+    conn: FairConn,
+    buffer: Uint8Array,
+  ): Promise<number | null> {
+    if (this.#free > 0 && this.waiting === 0) this.#free--;
+    else await this.#waitForSlot();
+    const epoch = this.#epoch;
+    this.#heldNow++;
+    try {
+      return await conn.read(buffer);
+    } finally {
+      // A parked read has no slot left to hand over.
+      if (epoch >= this.#parkedBelow) {
+        if (epoch === this.#epoch) this.#heldNow--;
+        else this.#heldBefore--;
+        this.#handOver(1);
+      }
+    }
+  }
+
+  /** Queues the caller; resolves once a slot has been handed to it. */
+  #waitForSlot(): Promise<void> {
+    if (this.#timer === undefined) {
+      // Sweeping starts: reads from now on are a new epoch, so that the
+      // first sweep parks only reads that have waited all of SWEEP_MS.
+      this.#heldBefore += this.#heldNow;
+      this.#heldNow = 0;
+      this.#epoch++;
+      this.#schedule();
+    }
+    return new Promise((resolve) => this.#queue.push(resolve));
+  }
+
+  /** Gives `slots` slots to the first clients in the queue; any left over
+   * are free. */
+  #handOver(slots: number): void {
+    const queue = this.#queue;
+    while (slots > 0 && this.#head < queue.length) {
+      const wake = queue[this.#head++];
+      wake();
+      slots--;
+    }
+    if (this.#head === queue.length) {
+      queue.length = 0;
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= queue.length) {
+      queue.splice(0, this.#head); // memory stays bounded by the clients
+      this.#head = 0;
+    }
+    this.#free += slots;
+  }
+
+  #schedule(): void {
+    const timer = setTimeout(() => this.sweep(), this.#sweepMs);
+    Deno.unrefTimer(timer); // never what keeps the process alive
+    this.#timer = timer;
+  }
+
+  /** Parks every read that started before the last sweep (or before the
+   * queue formed), and hands its slot to a waiting client. Runs from its
+   * timer while the queue is not empty; a test may call it. */
+  sweep(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const parked = this.#heldBefore;
+    this.#parkedBelow = this.#epoch;
+    this.#heldBefore = this.#heldNow;
+    this.#heldNow = 0;
+    this.#epoch++;
+    this.#handOver(parked);
+    if (this.waiting > 0) this.#schedule();
+  }
+}
+
+/** This thread's slots. */
+const fairTurns = new FairTurns(READ_SLOTS, SWEEP_MS);
+
+/** conn.read(buffer), waiting for this client's turn (see above). */
+function fairRead(
+  conn: FairConn,
+  buffer: Uint8Array,
+  talking: boolean,
+): Promise<number | null> {
+  return fairTurns.read(conn, buffer, talking);
+}
+// ---- FAIR TURNS END --------------------------------------------------------
+
 // ===========================================================================
 // The command line
 // ===========================================================================
@@ -500,12 +687,15 @@ const unserved: Deno.TcpConn[] = [];
 interface Options extends CommonOptions {
   maxLine: number;
   oneClient: boolean;
+  /** false after --no-fair. */
+  fair: boolean;
 }
 
 /** This server's own options, besides --port, --host, --quiet, --help. */
 const OPTIONS = {
   "max-line": { type: "string", default: String(DEFAULT_MAX_LINE) },
   "one-client": { type: "boolean", default: false },
+  "no-fair": { type: "boolean", default: false },
 } as const;
 
 const USAGE = `Usage: ${howToRun()} [options]
@@ -526,6 +716,8 @@ Options:
                  gets an error line and is closed (default ${DEFAULT_MAX_LINE})
   --one-client   the sheet's first server: serve the first client only (the
                  others wait, unserved) and stop when it sends "fin" or leaves
+  --no-fair      no fair turns: past ~128 busy clients some starve (to see
+                 what the turns prevent; see "fair turns" in the source)
   --quiet        no line per client or message (the ready line and summary
                  remain)
   -h, --help     show this help and exit
@@ -538,6 +730,7 @@ export function parseOptions(args: string[]): Options | number {
     ...common,
     maxLine: parseMaxLine(String(values["max-line"])),
     oneClient: values["one-client"] === true,
+    fair: values["no-fair"] !== true,
   }));
 }
 

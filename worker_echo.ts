@@ -328,6 +328,7 @@ function runThread(): void {
     output.threadTag = `[${order.thread}] `;
     output.quiet = options.quiet;
     idleTimeoutMs = options.idleTimeoutMs;
+    fairTurns.enabled = options.fair;
     try {
       listeners = listenShared(order.addresses); // beyond the sheet
     } catch (err) {
@@ -398,7 +399,10 @@ async function serveClient(conn: Deno.TcpConn): Promise<void> {
     // second part leaves. An echo server wants every byte out at once.
     conn.setNoDelay(true);
     for (;;) {
-      const n = await conn.read(buffer);
+      // Beyond the sheet: wait for this client's turn, then the sheet's
+      // recv(). Without the turns, past ~128 busy clients Deno serves the
+      // same ones again and again while the others starve.
+      const n = await fairRead(conn, buffer, echoed > 0);
       // null: the client closed, or half-closed, its sending side (the
       // sheet's zero-length recv). Every byte it sent has been echoed by
       // now, so closing is safe.
@@ -629,6 +633,190 @@ function nextTurn(): Promise<void> {
   return turn;
 }
 
+// ---- FAIR TURNS BEGIN ------------------------------------------------------
+// ===========================================================================
+// Beyond the sheet: fair turns
+// ===========================================================================
+//
+// The sheet's select() returns the whole list of ready sockets, and its loop
+// serves every one of them before it calls select() again: however many
+// clients talk at once, each waits at most one pass. Deno's event loop looks
+// the same from here, but it is not. All our pending reads are polled by one
+// task of tokio (the Rust runtime under Deno), and tokio gives a task a
+// budget of 128 completed operations each time it runs, so that no task
+// keeps the thread. Once the budget is spent, the other ready reads are put
+// off until the kernel has been asked again, behind every socket that new
+// question finds ready. The clients served in one turn answer quickly and
+// are ready again for the next: past about 128 busy clients the same ones
+// are served turn after turn, and the others starve (bench/RESULTS.md, "the
+// knee").
+//
+// So we never give Deno more reads than it finishes in one turn: at most
+// READ_SLOTS reads wait inside Deno at once. A client that wants to read
+// takes a free slot, or waits in a first-come, first-served queue here (its
+// bytes wait in the kernel meanwhile, at no cost). When its read completes
+// it hands its slot to the first client in the queue, echoes, and queues
+// again at the back: every client that wants a turn gets one before anyone
+// gets two, which is the sheet's pass again.
+//
+// A silent client would keep its slot for ever, and READ_SLOTS silent
+// clients would block everybody. So while anyone waits, a sweep runs every
+// SWEEP_MS: a read already waiting at the previous sweep belongs to a silent
+// client and gives its slot up (it is "parked"). A parked read stays pending
+// in Deno and costs nothing until its client speaks; it then hands no slot
+// over, and its client queues like everybody. A client that has sent
+// nothing yet starts parked, so a flood of idle connections holds no slot.
+// When nobody waits, taking and giving back a slot is two counters, and no
+// timer runs.
+
+/** Reads allowed to wait inside Deno at once: each client served costs a
+ * read and a write out of tokio's budget of 128, so 64 of each fit in one
+ * turn; with many more, clients starve again. */
+const READ_SLOTS = 64;
+/** How often, while clients wait for a slot, reads that have waited a whole
+ * sweep give their slot up. Short: a silent client keeps its slot one to two
+ * sweeps. Long enough that a busy client's read, whose bytes have arrived,
+ * completes well before. */
+const SWEEP_MS = 10;
+
+/** What a read needs of a connection (a Deno.Conn, or a test's stand-in). */
+interface FairConn {
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+/** The slots, their queue and the sweep. One instance serves a thread. */
+export class FairTurns {
+  /** false after --no-fair: every read goes straight to Deno. */
+  enabled = true;
+  #free: number;
+  readonly #sweepMs: number;
+  /** Clients waiting for a slot, first come first served: how to wake each.
+   * Served from #head; the array is compacted as it is used up. */
+  #queue: (() => void)[] = [];
+  #head = 0;
+  /** Sweeps and starts of sweeping so far; a read remembers the one it
+   * started in. Reads started before #parkedBelow have been parked. */
+  #epoch = 0;
+  #parkedBelow = 0;
+  /** Slots held by reads started in the current epoch, and by those started
+   * earlier but not parked yet. */
+  #heldNow = 0;
+  #heldBefore = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(slots: number, sweepMs: number) {
+    this.#free = slots;
+    this.#sweepMs = sweepMs;
+  }
+
+  /** Clients waiting for a slot now. */
+  get waiting(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /** Reads holding a slot now (parked ones do not). */
+  get holding(): number {
+    return this.#heldNow + this.#heldBefore;
+  }
+
+  /** conn.read(buffer), in turn. `talking`: the client has sent something
+   * before; a new one reads without a slot, since it may never speak. */
+  read(
+    conn: FairConn,
+    buffer: Uint8Array,
+    talking: boolean,
+  ): Promise<number | null> {
+    if (!this.enabled || !talking) return conn.read(buffer);
+    return this.#readInTurn(conn, buffer);
+  }
+
+  async #readInTurn(
+    conn: FairConn,
+    buffer: Uint8Array,
+  ): Promise<number | null> {
+    if (this.#free > 0 && this.waiting === 0) this.#free--;
+    else await this.#waitForSlot();
+    const epoch = this.#epoch;
+    this.#heldNow++;
+    try {
+      return await conn.read(buffer);
+    } finally {
+      // A parked read has no slot left to hand over.
+      if (epoch >= this.#parkedBelow) {
+        if (epoch === this.#epoch) this.#heldNow--;
+        else this.#heldBefore--;
+        this.#handOver(1);
+      }
+    }
+  }
+
+  /** Queues the caller; resolves once a slot has been handed to it. */
+  #waitForSlot(): Promise<void> {
+    if (this.#timer === undefined) {
+      // Sweeping starts: reads from now on are a new epoch, so that the
+      // first sweep parks only reads that have waited all of SWEEP_MS.
+      this.#heldBefore += this.#heldNow;
+      this.#heldNow = 0;
+      this.#epoch++;
+      this.#schedule();
+    }
+    return new Promise((resolve) => this.#queue.push(resolve));
+  }
+
+  /** Gives `slots` slots to the first clients in the queue; any left over
+   * are free. */
+  #handOver(slots: number): void {
+    const queue = this.#queue;
+    while (slots > 0 && this.#head < queue.length) {
+      const wake = queue[this.#head++];
+      wake();
+      slots--;
+    }
+    if (this.#head === queue.length) {
+      queue.length = 0;
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= queue.length) {
+      queue.splice(0, this.#head); // memory stays bounded by the clients
+      this.#head = 0;
+    }
+    this.#free += slots;
+  }
+
+  #schedule(): void {
+    const timer = setTimeout(() => this.sweep(), this.#sweepMs);
+    Deno.unrefTimer(timer); // never what keeps the process alive
+    this.#timer = timer;
+  }
+
+  /** Parks every read that started before the last sweep (or before the
+   * queue formed), and hands its slot to a waiting client. Runs from its
+   * timer while the queue is not empty; a test may call it. */
+  sweep(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const parked = this.#heldBefore;
+    this.#parkedBelow = this.#epoch;
+    this.#heldBefore = this.#heldNow;
+    this.#heldNow = 0;
+    this.#epoch++;
+    this.#handOver(parked);
+    if (this.waiting > 0) this.#schedule();
+  }
+}
+
+/** This thread's slots. */
+const fairTurns = new FairTurns(READ_SLOTS, SWEEP_MS);
+
+/** conn.read(buffer), waiting for this client's turn (see above). */
+function fairRead(
+  conn: FairConn,
+  buffer: Uint8Array,
+  talking: boolean,
+): Promise<number | null> {
+  return fairTurns.read(conn, buffer, talking);
+}
+// ---- FAIR TURNS END --------------------------------------------------------
+
 // ===========================================================================
 // Beyond the sheet: closing silent clients (--idle-timeout)
 // ===========================================================================
@@ -691,6 +879,8 @@ interface Options extends CommonOptions {
   maxClients: number;
   /** Milliseconds; 0 means never. */
   idleTimeoutMs: number;
+  /** false after --no-fair. */
+  fair: boolean;
 }
 
 /** --threads default: one thread per CPU, the most that can run at once.
@@ -706,6 +896,7 @@ const OPTIONS = {
   threads: { type: "string", default: String(DEFAULT_THREADS) },
   "max-clients": { type: "string", default: String(DEFAULT_MAX_CLIENTS) },
   "idle-timeout": { type: "string", default: "0" },
+  "no-fair": { type: "boolean", default: false },
 } as const;
 
 const USAGE = `Usage: ${howToRun()} [options]
@@ -725,6 +916,9 @@ Options:
   --idle-timeout SECONDS
                close a client silent that long, such as 30 or 0.5
                (default: never)
+  --no-fair    no fair turns: past ~128 busy clients on a thread some
+               starve (to see what the turns prevent; see "fair turns" in
+               the source)
   --quiet      no line per client (the ready line and summary remain)
   -h, --help   show this help and exit
 
@@ -737,6 +931,7 @@ export function parseOptions(args: string[]): Options | number {
     threads: parseThreads(String(values.threads)),
     maxClients: parseMaxClients(String(values["max-clients"])),
     idleTimeoutMs: parseSeconds(String(values["idle-timeout"])) * 1000,
+    fair: values["no-fair"] !== true,
   }));
 }
 

@@ -1073,16 +1073,18 @@ Deno.test("MessageSplitter: the limit counts bytes without the line ending", () 
   assert.deepEqual(unframed.pause(), { messages: [], tooLong: true });
 });
 
-Deno.test("parseOptions: defaults, --max-line, --one-client", () => {
+Deno.test("parseOptions: defaults, --max-line, --one-client, --no-fair", () => {
   assert.deepEqual(okServer.parseOptions([]), {
     host: "::",
     port: 12800,
     quiet: false,
     maxLine: 65536,
     oneClient: false,
+    fair: true,
   });
   assert.deepEqual(
     okServer.parseOptions([
+      "--no-fair",
       "--one-client",
       "--max-line=10",
       "--port",
@@ -1096,6 +1098,7 @@ Deno.test("parseOptions: defaults, --max-line, --one-client", () => {
       quiet: false,
       maxLine: 10,
       oneClient: true,
+      fair: false,
     },
   );
   assert.equal(okServer.parseMaxLine("16777216"), 16777216);

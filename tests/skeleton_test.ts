@@ -92,3 +92,37 @@ for (const [script, call] of Object.entries(LESSON_CALL)) {
     assert.ok(decidingAt < 200, `${script}: THE line at ${decidingAt + 1}`);
   });
 }
+
+/** The fenced "fair turns" section of a script (issue 11). */
+function fairTurnsOf(text: string): string {
+  const begin = text.indexOf("// ---- FAIR TURNS BEGIN");
+  const end = text.indexOf("// ---- FAIR TURNS END");
+  if (begin < 0 || end < begin) throw new Error("no fenced fair turns");
+  return text.slice(begin, text.indexOf("\n", end));
+}
+
+Deno.test("the event-loop servers share the fenced fair turns byte for byte, and read through them", () => {
+  const servers = ["select_echo.ts", "worker_echo.ts", "ok_server.ts"];
+  const model = fairTurnsOf(source(servers[0]));
+  for (const script of servers) {
+    const text = source(script);
+    const theirs = fairTurnsOf(text);
+    assert.ok(
+      theirs === model,
+      `${script} drifted from ${servers[0]}: ${firstDifference(model, theirs)}`,
+    );
+    // Every client read goes through the turns: no direct conn.read() is
+    // left outside the section.
+    const outside = text.replace(theirs, "");
+    const code = outside.split("\n").filter((line) =>
+      !/^\s*(\*|\/\/|\/\*\*)/.test(line)
+    ).join("\n");
+    assert.equal(
+      code.match(/\bconn\.read\(/g)?.length ?? 0,
+      0,
+      `${script} reads a connection outside the fair turns`,
+    );
+    assert.match(outside, /fairRead\(conn, buffer, /, script);
+    assert.match(outside, /fairTurns\.enabled = options\.fair;/, script);
+  }
+});
