@@ -448,6 +448,10 @@ async function main(args: string[]): Promise<number> {
     warn(missing);
     return 1;
   }
+  if (!netPermission()) {
+    warn(describeListenError(new Deno.errors.NotCapable(), options));
+    return 1;
+  }
 
   let listeners: Deno.TcpListener[];
   try {
@@ -524,6 +528,16 @@ function missingFlag(): string {
     return `Read permission missing (each thread reads ${PROGRAM}.ts again): run it from its folder as: ${howToRun()}`;
   }
   return "";
+}
+
+/** Started without -N, Deno asks at each new address: the main thread's
+ * listen() on port 0, then each thread's on the real port. Ask once, for the
+ * network as a whole, before either: one prompt, and whatever the answer, a
+ * working server or the one-line message. With -N this asks nothing. */
+function netPermission(): boolean {
+  const net = { name: "net" } as const;
+  if (Deno.permissions.querySync(net).state === "granted") return true;
+  return Deno.permissions.requestSync(net).state === "granted";
 }
 
 /** Each thread runs this file, which Deno reads again for it: without read

@@ -9,11 +9,16 @@ import assert from "node:assert/strict";
 import {
   copyAlone,
   headerRunLine,
+  ptyMissing,
   ROOT,
   runScript,
   type Server,
   startServer,
+  stillPending,
   taskFlags,
+  utf8,
+  WAIT_MS,
+  within,
 } from "./helpers.ts";
 
 export interface ServerCli {
@@ -158,4 +163,115 @@ export function testServerCommandLine(cli: ServerCli): void {
       await Deno.remove(dir, { recursive: true });
     }
   });
+
+  // udp_echo.ts has its own (its sends are checked per peer as well).
+  if (cli.transport !== "udp") {
+    for (const answer of ["y", "n"]) {
+      const what = answer === "y"
+        ? "yes: a working server, and no second prompt"
+        : "no: the one-line message, exit 1";
+      Deno.test({
+        name: `${name}: without -N on a terminal, one prompt; ${what}${
+          ptyMissing ? ` (ignored: ${ptyMissing})` : ""
+        }`,
+        ignore: ptyMissing !== "",
+        fn: () => promptOnce(cli, runLine, answer === "y"),
+      });
+    }
+  }
+}
+
+/** Runs the server without -N on a pseudo-terminal (script(1)), answers
+ * Deno's permission prompt, and checks that it was the only one. */
+async function promptOnce(
+  cli: ServerCli,
+  runLine: string,
+  yes: boolean,
+): Promise<void> {
+  const { script } = cli;
+  const name = script.replace(/\.ts$/, "");
+  const flags = taskFlags(script).filter((f) => f !== "-N");
+  // `exec`: no shell stays between script(1) and Deno to take the Ctrl-C.
+  const command = [
+    "exec",
+    Deno.execPath(),
+    "run",
+    ...flags,
+    script,
+    "--port",
+    "0",
+  ].join(" ");
+  const child = new Deno.Command("script", {
+    args: ["-qfec", command, "/dev/null"],
+    cwd: new URL(".", ROOT),
+    env: { NO_COLOR: "1" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let screen = "";
+  const waitFor = (pattern: RegExp) =>
+    within(
+      (async () => {
+        while (!pattern.test(screen)) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`ended before ${pattern}: ${screen}`);
+          screen += value;
+        }
+      })(),
+      String(pattern),
+      WAIT_MS,
+    );
+  try {
+    await waitFor(/Allow\?.*> /);
+    // Deno discards what was typed before its prompt reads: type the answer
+    // until Deno confirms it (bounded).
+    const answered = waitFor(/Granted|Denied/);
+    for (let i = 0; i < 50; i++) {
+      await writer.write(utf8(yes ? "y\n" : "n\n"));
+      if (!(await stillPending(answered, 200))) break;
+    }
+    await answered;
+    if (yes) {
+      const ready = new RegExp(
+        `${name}: listening on \\[::\\]:(\\d+) [^\\n]*\\n`,
+      );
+      await waitFor(ready);
+      const readyLine = screen.match(ready)![0].trim();
+      const port = Number(screen.match(ready)![1]);
+      // The probe connects, so every thread and listener is up by now.
+      await cli.probe({ port, readyLine } as unknown as Server);
+      await writer.write(new Uint8Array([3])); // Ctrl-C
+      await waitFor(/stopped by SIGINT/);
+    } else {
+      await waitFor(new RegExp(`${name}: .*\\r?\\n`));
+    }
+    await writer.close();
+    while (!(await reader.read()).done) { /* drain */ }
+    const status = await within(child.status, "exit", WAIT_MS);
+    assert.equal(screen.match(/Deno requests/g)?.length, 1, screen);
+    if (yes) {
+      assert.equal(status.code, 0, screen);
+    } else {
+      assert.equal(status.code, 1, screen);
+      assert.ok(
+        screen.includes(
+          `\n${name}: Network permission missing: run it as: ${runLine}`,
+        ),
+        screen,
+      );
+      assertNoStackTrace(screen);
+    }
+  } finally {
+    await writer.close().catch(() => {});
+    await reader.cancel().catch(() => {});
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited already
+    }
+    await child.status;
+  }
 }
