@@ -1,11 +1,11 @@
 /**
  * budget_starvation.ts — the plainest Deno TCP echo server: one read/write
- * loop per connection. Pair it with pingpong_driver.mjs (Node.js) to see
- * some connections starved past ~128 busy connections.
+ * loop per connection. Driven by pingpong_driver.c (a fair C epoll driver),
+ * some connections starve past ~128 busy connections.
  *
  *   deno run -N bench/repro/budget_starvation.ts [PORT]   (prints its port)
- *   node bench/repro/pingpong_driver.mjs   (runs this server and Node's net
- *                                           echo side by side; see README.md)
+ *   bash bench/repro/run_starvation.sh   (runs this server and Node's net
+ *                                         echo side by side; see README.md)
  */
 const listener = Deno.listen({
   hostname: "127.0.0.1",
