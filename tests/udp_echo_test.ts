@@ -770,6 +770,9 @@ for (const answer of ["y", "n"]) {
           using socket = udpSocket(IPV4);
           const [echo] = await udpRoundTrip(socket, IPV4, port, utf8("ok"));
           assert.equal(text(echo), "ok");
+          // Wait for the datagram's line before Ctrl-C: the terminal throws
+          // away output not yet read when it takes an interrupt character.
+          await waitFor(/echoed 2 bytes to 127\.0\.0\.1:\d+/);
           await writer.write(new Uint8Array([3])); // Ctrl-C
           await waitFor(/stopped by SIGINT/);
         } else {
