@@ -28,6 +28,10 @@ export interface ServerCli {
   transport?: "tcp" | "udp";
   /** A short exchange proving a server works (used on the lone copy). */
   probe: (server: Server) => Promise<void>;
+  /** A line the probe makes the server print, if any: on a terminal, the
+   * test waits for it before Ctrl-C, since a terminal throws away output not
+   * yet read when it takes the interrupt character. */
+  probeLine?: RegExp;
 }
 
 /** The first line of stderr; Deno's own RUST_BACKTRACE block never comes
@@ -164,25 +168,24 @@ export function testServerCommandLine(cli: ServerCli): void {
     }
   });
 
-  // udp_echo.ts has its own (its sends are checked per peer as well).
-  if (cli.transport !== "udp") {
-    for (const answer of ["y", "n"]) {
-      const what = answer === "y"
-        ? "yes: a working server, and no second prompt"
-        : "no: the one-line message, exit 1";
-      Deno.test({
-        name: `${name}: without -N on a terminal, one prompt; ${what}${
-          ptyMissing ? ` (ignored: ${ptyMissing})` : ""
-        }`,
-        ignore: ptyMissing !== "",
-        fn: () => promptOnce(cli, runLine, answer === "y"),
-      });
-    }
+  for (const answer of ["y", "n"]) {
+    const what = answer === "y"
+      ? "yes: a working server, and no second prompt"
+      : "no: the one-line message, exit 1";
+    Deno.test({
+      name: `${name}: without -N on a terminal, one prompt; ${what}${
+        ptyMissing ? ` (ignored: ${ptyMissing})` : ""
+      }`,
+      ignore: ptyMissing !== "",
+      fn: () => promptOnce(cli, runLine, answer === "y"),
+    });
   }
 }
 
-/** Runs the server without -N on a pseudo-terminal (script(1)), answers
- * Deno's permission prompt, and checks that it was the only one. */
+/** Runs the server without -N on a pseudo-terminal (script(1), so that Deno
+ * prompts), answers Deno's permission prompt, and checks that it was the
+ * only one: no second prompt for the dual-stack probe (the TCP servers),
+ * for each thread (worker_echo) or for each peer (udp_echo's send()). */
 async function promptOnce(
   cli: ServerCli,
   runLine: string,
@@ -243,6 +246,7 @@ async function promptOnce(
       const port = Number(screen.match(ready)![1]);
       // The probe connects, so every thread and listener is up by now.
       await cli.probe({ port, readyLine } as unknown as Server);
+      if (cli.probeLine) await waitFor(cli.probeLine);
       await writer.write(new Uint8Array([3])); // Ctrl-C
       await waitFor(/stopped by SIGINT/);
     } else {

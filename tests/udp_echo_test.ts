@@ -18,7 +18,6 @@ import {
   IPV4,
   IPV6,
   patternBytes,
-  ptyMissing,
   ROOT,
   runScript,
   sameBytes,
@@ -33,7 +32,6 @@ import {
 } from "./helpers.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
 import { dirname } from "node:path";
-import { fileURLToPath as fromFileUrl } from "node:url";
 import {
   errorMessage,
   formatAddress,
@@ -67,6 +65,7 @@ testServerCommandLine({
     const [echo] = await udpRoundTrip(socket, IPV4, server.port, payload);
     assert.deepEqual(echo, payload);
   },
+  probeLine: /echoed 21 bytes to 127\.0\.0\.1:\d+/,
 });
 
 // ---------------------------------------------------------------------------
@@ -708,102 +707,6 @@ Deno.test({
     }
   },
 });
-
-for (const answer of ["y", "n"]) {
-  const what = answer === "y"
-    ? "yes: a working server, no second prompt for the dual-stack probe"
-    : "no: the one-line message, exit 1";
-  Deno.test({
-    name: ptyMissing
-      ? `without -N on a terminal, one prompt; ${what} (ignored: ${ptyMissing})`
-      : `without -N on a terminal, one prompt; ${what}`,
-    ignore: ptyMissing !== "",
-    async fn() {
-      const path = fromFileUrl(new URL(SCRIPT, ROOT));
-      // `exec`: no shell stays between `script` and Deno. A shell that
-      // waits (dash, the usual /bin/sh) would take the Ctrl-C below too and
-      // end with 130 whatever the server does.
-      const command =
-        `exec ${Deno.execPath()} run --unstable-net ${path} --port 0`;
-      // `script` runs the command on a new pseudo-terminal (so Deno
-      // prompts) and passes our pipe to it as if typed; -e: its exit code
-      // is the command's.
-      const child = new Deno.Command("script", {
-        args: ["-qfec", command, "/dev/null"],
-        env: { NO_COLOR: "1" },
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
-      const writer = child.stdin.getWriter();
-      let screen = "";
-      const reader = child.stdout.pipeThrough(new TextDecoderStream())
-        .getReader();
-      const waitFor = (pattern: RegExp) =>
-        within(
-          (async () => {
-            while (!pattern.test(screen)) {
-              const { value, done } = await reader.read();
-              if (done) throw new Error(`ended before ${pattern}: ${screen}`);
-              screen += value;
-            }
-          })(),
-          String(pattern),
-          WAIT_MS,
-        );
-      try {
-        await waitFor(/Allow\?.*> /);
-        // Deno discards what was typed before its prompt reads, and we
-        // cannot see when it starts reading: type the answer again until
-        // Deno confirms it (bounded).
-        const answered = waitFor(/Granted|Denied/);
-        for (let i = 0; i < 50; i++) {
-          await writer.write(utf8(`${answer}\n`));
-          if (!(await stillPending(answered, 200))) break;
-        }
-        await answered;
-        if (answer === "y") {
-          await waitFor(/udp_echo: listening on \[::\]:(\d+) /);
-          const port = Number(
-            screen.match(/udp_echo: listening on \[::\]:(\d+) /)![1],
-          );
-          using socket = udpSocket(IPV4);
-          const [echo] = await udpRoundTrip(socket, IPV4, port, utf8("ok"));
-          assert.equal(text(echo), "ok");
-          // Wait for the datagram's line before Ctrl-C: the terminal throws
-          // away output not yet read when it takes an interrupt character.
-          await waitFor(/echoed 2 bytes to 127\.0\.0\.1:\d+/);
-          await writer.write(new Uint8Array([3])); // Ctrl-C
-          await waitFor(/stopped by SIGINT/);
-        } else {
-          await waitFor(/udp_echo: .*\r?\n/);
-        }
-        await writer.close();
-        while (!(await reader.read()).done) { /* drain */ }
-        const status = await within(child.status, "exit", WAIT_MS);
-        assert.equal(screen.match(/Deno requests/g)?.length, 1, screen);
-        if (answer === "y") {
-          assert.equal(status.code, 0, screen);
-          assert.match(screen, /echoed 2 bytes to 127\.0\.0\.1:\d+/);
-        } else {
-          assert.equal(status.code, 1, screen);
-          assert.match(
-            screen,
-            /\r?\nudp_echo: Network permission missing: run it as: deno run -N --unstable-net udp_echo\.ts\r?\n/,
-          );
-          assertNoStackTrace(screen);
-        }
-      } finally {
-        await writer.close().catch(() => {});
-        try {
-          child.kill("SIGKILL");
-        } catch { /* already ended */ }
-        await child.status;
-        await reader.cancel().catch(() => {});
-      }
-    },
-  });
-}
 
 async function* readLines(
   stream: ReadableStream<Uint8Array>,
