@@ -159,6 +159,8 @@ Deno.test({
         new RegExp(`^Usage: .*\\b${name}\\b`),
         `${name} --help: ${first}`,
       );
+      // Inside a binary, messages name the binary, not a `deno run` line.
+      assert.doesNotMatch(first, /deno run/, `${name} --help: ${first}`);
       if (name === "client") continue;
       const { child, port, log } = await startBinary(name);
       try {
