@@ -590,27 +590,38 @@ export class FairTurns {
     talking: boolean,
   ): Promise<number | null> {
     if (!this.enabled || !talking) return conn.read(buffer);
-    return this.#readInTurn(conn, buffer);
+    if (this.#free > 0 && this.waiting === 0) {
+      this.#free--;
+      return this.#readWithSlot(conn, buffer);
+    }
+    return this.#waitForSlot().then(() => this.#readWithSlot(conn, buffer));
   }
 
-  async #readInTurn(
+  /** conn.read(buffer) in the slot just taken, given back when the read
+   * ends. A callback on the read gives it back, rather than an async
+   * function around the read: a silent client's read may wait for hours,
+   * and a callback costs less memory to keep waiting than a suspended
+   * function. (So a read must fail through its promise, as Deno's do, never
+   * by throwing: its slot would never come back.) */
+  #readWithSlot(
     conn: FairConn,
     buffer: Uint8Array,
   ): Promise<number | null> {
-    if (this.#free > 0 && this.waiting === 0) this.#free--;
-    else await this.#waitForSlot();
     const epoch = this.#epoch;
     this.#heldNow++;
-    try {
-      return await conn.read(buffer);
-    } finally {
-      // A parked read has no slot left to hand over.
-      if (epoch >= this.#parkedBelow) {
-        if (epoch === this.#epoch) this.#heldNow--;
-        else this.#heldBefore--;
-        this.#handOver(1);
-      }
-    }
+    const read = conn.read(buffer);
+    const release = () => this.#release(epoch);
+    read.then(release, release); // the caller handles the read's failure
+    return read;
+  }
+
+  /** A read that took its slot in `epoch` has ended. */
+  #release(epoch: number): void {
+    // A parked read has no slot left to hand over.
+    if (epoch < this.#parkedBelow) return;
+    if (epoch === this.#epoch) this.#heldNow--;
+    else this.#heldBefore--;
+    this.#handOver(1);
   }
 
   /** Queues the caller; resolves once a slot has been handed to it. */

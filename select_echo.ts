@@ -106,7 +106,7 @@ async function serveClient(conn: Deno.TcpConn): Promise<void> {
   let echoed = 0;
   let fullReads = 0;
   let ending = "left";
-  const small = new Uint8Array(SMALL_BUFFER_SIZE);
+  const small = takeSmallBuffer();
   let buffer: Bytes = small;
   try {
     // Deno leaves Nagle's algorithm on; with it, an echo split over two
@@ -146,6 +146,7 @@ async function serveClient(conn: Deno.TcpConn): Promise<void> {
     forget(conn);
     closeQuietly(conn);
     if (buffer !== small) largeBuffers.push(buffer);
+    smallBuffers.push(small); // no read is using it any more
   }
   stats.bytes += echoed;
   log(`${peer} ${ending} after ${plural(echoed, "byte")} echoed`);
@@ -219,6 +220,28 @@ type Bytes = Uint8Array<ArrayBuffer>;
  * buffer cannot wait instead: a zero-length read returns 0 at once, it does
  * not wait for data. (Sizes measured: bench/RESULTS.md, "idle".) */
 const SMALL_BUFFER_SIZE = 128;
+/** Every ArrayBuffer carries bookkeeping of its own, in V8 and in the
+ * memory allocator, bigger than a small buffer's bytes. So small buffers
+ * are cut from shared slabs, this many at a time, and a client that leaves
+ * gives its small buffer back for the next one. The price: once a crowd of
+ * clients has left, their small buffers stay, ready for the next crowd. */
+const SMALL_BUFFERS_PER_SLAB = 256;
+/** Small buffers free for new clients. */
+const smallBuffers: Bytes[] = [];
+
+/** A small buffer for a new client: a free one, or one of a new slab. */
+function takeSmallBuffer(): Bytes {
+  if (smallBuffers.length === 0) {
+    const slab = new ArrayBuffer(SMALL_BUFFER_SIZE * SMALL_BUFFERS_PER_SLAB);
+    for (let at = slab.byteLength; at > 0; at -= SMALL_BUFFER_SIZE) {
+      smallBuffers.push(
+        new Uint8Array(slab, at - SMALL_BUFFER_SIZE, SMALL_BUFFER_SIZE),
+      );
+    }
+  }
+  return smallBuffers.pop()!;
+}
+
 /** Bigger reads mean fewer trips through the event loop (bench/RESULTS.md,
  * "bulk"). */
 const LARGE_BUFFER_SIZE = 256 * 1024;
@@ -372,27 +395,38 @@ export class FairTurns {
     talking: boolean,
   ): Promise<number | null> {
     if (!this.enabled || !talking) return conn.read(buffer);
-    return this.#readInTurn(conn, buffer);
+    if (this.#free > 0 && this.waiting === 0) {
+      this.#free--;
+      return this.#readWithSlot(conn, buffer);
+    }
+    return this.#waitForSlot().then(() => this.#readWithSlot(conn, buffer));
   }
 
-  async #readInTurn(
+  /** conn.read(buffer) in the slot just taken, given back when the read
+   * ends. A callback on the read gives it back, rather than an async
+   * function around the read: a silent client's read may wait for hours,
+   * and a callback costs less memory to keep waiting than a suspended
+   * function. (So a read must fail through its promise, as Deno's do, never
+   * by throwing: its slot would never come back.) */
+  #readWithSlot(
     conn: FairConn,
     buffer: Uint8Array,
   ): Promise<number | null> {
-    if (this.#free > 0 && this.waiting === 0) this.#free--;
-    else await this.#waitForSlot();
     const epoch = this.#epoch;
     this.#heldNow++;
-    try {
-      return await conn.read(buffer);
-    } finally {
-      // A parked read has no slot left to hand over.
-      if (epoch >= this.#parkedBelow) {
-        if (epoch === this.#epoch) this.#heldNow--;
-        else this.#heldBefore--;
-        this.#handOver(1);
-      }
-    }
+    const read = conn.read(buffer);
+    const release = () => this.#release(epoch);
+    read.then(release, release); // the caller handles the read's failure
+    return read;
+  }
+
+  /** A read that took its slot in `epoch` has ended. */
+  #release(epoch: number): void {
+    // A parked read has no slot left to hand over.
+    if (epoch < this.#parkedBelow) return;
+    if (epoch === this.#epoch) this.#heldNow--;
+    else this.#heldBefore--;
+    this.#handOver(1);
   }
 
   /** Queues the caller; resolves once a slot has been handed to it. */
