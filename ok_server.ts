@@ -529,6 +529,11 @@ const unserved: Deno.TcpConn[] = [];
 // in Deno and costs nothing until its client speaks; it then hands no slot
 // over, and its client queues like everybody. A client that has sent
 // nothing yet starts parked, so a flood of idle connections holds no slot.
+// When no read at all ended in a whole sweep, every slot is held by a
+// silent client (slots change hands only at a sweep or when a read ends):
+// all of them are parked at once, and the next sweep comes sooner,
+// QUIET_SWEEP_MS, so that a crowd of clients that each spoke once and went
+// silent is through the queue in moments, not seconds.
 // When nobody waits, taking and giving back a slot is two counters, and no
 // timer runs.
 
@@ -541,6 +546,9 @@ const READ_SLOTS = 64;
  * sweeps. Long enough that a busy client's read, whose bytes have arrived,
  * completes well before. */
 const SWEEP_MS = 10;
+/** The next sweep's delay after a sweep that saw no read end: nobody is
+ * being served then, so there is no busy read to mistake for a silent one. */
+const QUIET_SWEEP_MS = 1;
 
 /** What a read needs of a connection (a Deno.Conn, or a test's stand-in). */
 interface FairConn {
@@ -567,9 +575,14 @@ export class FairTurns {
   #heldBefore = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(slots: number, sweepMs: number) {
+  /** Reads that ended in their slot since the last sweep. */
+  #ended = 0;
+  readonly #quietSweepMs: number;
+
+  constructor(slots: number, sweepMs: number, quietSweepMs = sweepMs) {
     this.#free = slots;
     this.#sweepMs = sweepMs;
+    this.#quietSweepMs = quietSweepMs;
   }
 
   /** Clients waiting for a slot now. */
@@ -619,6 +632,7 @@ export class FairTurns {
   #release(epoch: number): void {
     // A parked read has no slot left to hand over.
     if (epoch < this.#parkedBelow) return;
+    this.#ended++;
     if (epoch === this.#epoch) this.#heldNow--;
     else this.#heldBefore--;
     this.#handOver(1);
@@ -632,7 +646,8 @@ export class FairTurns {
       this.#heldBefore += this.#heldNow;
       this.#heldNow = 0;
       this.#epoch++;
-      this.#schedule();
+      this.#ended = 0;
+      this.#schedule(this.#sweepMs);
     }
     return new Promise((resolve) => this.#queue.push(resolve));
   }
@@ -656,30 +671,42 @@ export class FairTurns {
     this.#free += slots;
   }
 
-  #schedule(): void {
-    const timer = setTimeout(() => this.sweep(), this.#sweepMs);
+  #schedule(ms: number): void {
+    const timer = setTimeout(() => this.sweep(), ms);
     Deno.unrefTimer(timer); // never what keeps the process alive
     this.#timer = timer;
   }
 
   /** Parks every read that started before the last sweep (or before the
-   * queue formed), and hands its slot to a waiting client. Runs from its
-   * timer while the queue is not empty; a test may call it. */
+   * queue formed), and hands its slot to a waiting client; when no read
+   * ended since the last sweep, parks every read holding a slot. Runs from
+   * its timer while the queue is not empty; a test may call it. */
   sweep(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const parked = this.#heldBefore;
+    const quiet = this.#ended === 0;
+    this.#ended = 0;
+    let parked = this.#heldBefore;
     this.#parkedBelow = this.#epoch;
+    if (quiet) {
+      // Every holder got its slot at the last sweep or earlier: it has
+      // waited a whole interval too.
+      parked += this.#heldNow;
+      this.#heldNow = 0;
+      this.#parkedBelow = this.#epoch + 1;
+    }
     this.#heldBefore = this.#heldNow;
     this.#heldNow = 0;
     this.#epoch++;
     this.#handOver(parked);
-    if (this.waiting > 0) this.#schedule();
+    if (this.waiting > 0) {
+      this.#schedule(quiet ? this.#quietSweepMs : this.#sweepMs);
+    }
   }
 }
 
 /** This thread's slots. */
-const fairTurns = new FairTurns(READ_SLOTS, SWEEP_MS);
+const fairTurns = new FairTurns(READ_SLOTS, SWEEP_MS, QUIET_SWEEP_MS);
 
 /** conn.read(buffer), waiting for this client's turn (see above). */
 function fairRead(

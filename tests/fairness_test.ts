@@ -481,7 +481,33 @@ Deno.test("FairTurns: a silent reader is parked by the sweep, and its late read 
   turns.sweep();
 });
 
-Deno.test("FairTurns: a read is parked only after a whole sweep interval: kept by the first sweep after it started, parked by the second", async () => {
+Deno.test("FairTurns: while reads end, a read is parked only after a whole sweep interval: kept by the first sweep after it started, parked by the second", async () => {
+  const turns = new FairTurns(2, NEVER_MS);
+  const conns = ["a", "x", "b", "c", "d"].map((n) => new StandIn(n));
+  const [a, x, b, c, d] = conns;
+  const reads = conns.map((conn) => turns.read(conn, buffer, true));
+  await settle();
+  assert.deepEqual(pending(conns), ["a", "x"]);
+  a.answer(); // a read ends: its slot goes to b
+  await settle();
+  assert.deepEqual(pending(conns), ["x", "b"]);
+  turns.sweep(); // x held its slot since before the queue formed: parked
+  await settle();
+  assert.deepEqual(pending(conns), ["x", "b", "c"]); // b kept
+  c.answer(); // another read ends: d gets c's slot
+  await settle();
+  assert.deepEqual(pending(conns), ["x", "b", "d"]);
+  turns.sweep(); // b has now waited a whole interval: parked; d kept
+  await settle();
+  assert.equal(turns.holding, 1);
+  assert.equal(turns.waiting, 0);
+  for (const conn of [x, b, d]) conn.answer(null);
+  await Promise.all(reads);
+  assert.equal(turns.holding, 0);
+  turns.sweep();
+});
+
+Deno.test("FairTurns: a sweep that saw no read end parks every holder: each got its slot a whole interval ago", async () => {
   const turns = new FairTurns(1, NEVER_MS);
   const conns = ["first", "second", "third"].map((n) => new StandIn(n));
   const reads = conns.map((c) => turns.read(c, buffer, true));
@@ -491,11 +517,7 @@ Deno.test("FairTurns: a read is parked only after a whole sweep interval: kept b
   await settle();
   assert.deepEqual(pending(conns), ["first", "second"]);
   assert.equal(turns.waiting, 1);
-  turns.sweep(); // second started after the previous sweep: kept
-  await settle();
-  assert.deepEqual(pending(conns), ["first", "second"]);
-  assert.equal(turns.waiting, 1);
-  turns.sweep(); // now second has waited a whole interval: parked
+  turns.sweep(); // no read ended since: second got its slot at the last one
   await settle();
   assert.deepEqual(pending(conns), ["first", "second", "third"]);
   assert.equal(turns.waiting, 0);
