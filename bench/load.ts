@@ -40,9 +40,12 @@ const WORKER_TIMEOUT_MS = 30_000;
 /** Opening connections one at a time per worker (see makeJobs) may take
  * this long each on a slow server: 10 000 take up to 50 s more. */
 const OPEN_BUDGET_MS_PER_CONN = 5;
-/** tcp-idle: wait before sampling the server's RSS so that lazily allocated
- * buffers (first read, log lines) are counted. */
-const IDLE_SETTLE_MS = 500;
+/** tcp-idle: wait before sampling the server's RSS so that what a server
+ * does after the connections open is counted: lazily allocated buffers
+ * (first read, log lines), and in our event-loop servers the fair turns'
+ * queue, which each client passes through once before its read waits in
+ * Deno. The sample is of the settled, idle state. */
+const IDLE_SETTLE_MS = 3000;
 
 const USAGE = `Usage: deno run -N -R --unstable-net bench/load.ts [options]
   --scenario S     ${SCENARIOS.join(" | ")} (default tcp-pingpong)
