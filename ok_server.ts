@@ -62,7 +62,7 @@
  *
  * Reading order: the lesson (acceptLoop and serveClient), then main(), then
  * "beyond the sheet" (messages and unframed clients, the line limit,
- * printing safely, one client only), the command line, and the skeleton
+ * printing safely, one client only, fair turns under load), the command line, and the skeleton
  * that every server of the kit shares.
  */
 
