@@ -62,8 +62,8 @@
  *
  * Reading order: the lesson (acceptLoop and serveClient), then main(), then
  * "beyond the sheet" (messages and unframed clients, the line limit,
- * printing safely, one client only, fair turns under load), the command line, and the skeleton
- * that every server of the kit shares.
+ * printing safely, one client only, fair turns under load), the command
+ * line, and the skeleton that every server of the kit shares.
  */
 
 import { parseArgs } from "node:util";
