@@ -415,9 +415,14 @@ async function serveClient(conn: Deno.TcpConn): Promise<void> {
       await writeAll(conn, buffer.subarray(0, n));
       echoed += n;
       // Beyond the sheet: a bulk client borrows a large buffer, and gives
-      // the others their turn after a burst of full reads.
+      // the others their turn after a burst of full reads. It borrows after
+      // two full small reads in a row, not one: a borrowed buffer waits in
+      // the client's next read, and a client that sent exactly 128 bytes
+      // and went quiet would keep one of the few for good.
       fullReads = n === buffer.length ? fullReads + 1 : 0;
-      buffer = nextBuffer(buffer, n, small);
+      if (buffer !== small || fullReads >= 2) {
+        buffer = nextBuffer(buffer, n, small);
+      }
       if (fullReads === ECHOES_PER_TURN) {
         fullReads = 0;
         await nextTurn();
