@@ -617,3 +617,214 @@ Deno.test("without -N and no terminal: no prompt, the one-line message, exit 1",
   );
   assert.equal(done.stdout, "");
 });
+
+// ---------------------------------------------------------------------------
+// French (LANG=fr_FR.UTF-8 or --lang fr), English otherwise (LANG=C)
+
+const FR = { LANG: "fr_FR.UTF-8", LC_ALL: "fr_FR.UTF-8" };
+const C = { LANG: "C", LC_ALL: "C" };
+/** The no-break space French puts before ":" and ";". */
+const NBSP = "\u00a0";
+
+/** Starts the server in French on port 0 and reads its French ready line
+ * (helpers' startServer waits for the English one). */
+async function startFrench(args: string[] = []) {
+  const server = runScript(SCRIPT, ["--port", "0", ...args], { env: FR });
+  try {
+    const ready = await server.stdout.waitFor(
+      /^udp_echo\u00a0: à l'écoute sur \S+:(\d+)/,
+    );
+    const port = Number(ready.match(/\]:(\d+)/)![1]);
+    return Object.assign(server, { readyLine: ready, port });
+  } catch (err) {
+    await server[Symbol.asyncDispose]();
+    throw err;
+  }
+}
+
+testBothFamilies(
+  "LANG=fr_FR.UTF-8: ready line, a line per datagram and the summary in French",
+  async (family) => {
+    await using server = await startFrench();
+    assert.equal(
+      server.readyLine,
+      `udp_echo${NBSP}: à l'écoute sur [::]:${server.port} (IPv4 et IPv6)`,
+    );
+    using socket = udpSocket(family);
+    const shown = family.name === "IPv4"
+      ? `127.0.0.1:${localPort(socket)}`
+      : `[::1]:${localPort(socket)}`;
+    for (const payload of ["un", "deux", "x".repeat(1500)]) {
+      await udpRoundTrip(socket, family, server.port, utf8(payload));
+    }
+    await udpRoundTrip(socket, family, server.port, new Uint8Array(0));
+    const done = await server.stop();
+    assert.equal(done.code, 0);
+    assert.deepEqual(done.stdout.split("\n"), [
+      server.readyLine,
+      `udp_echo${NBSP}: écho de 2 octets vers ${shown}`,
+      `udp_echo${NBSP}: écho de 4 octets vers ${shown}`,
+      // Grouped the French way (a narrow no-break space).
+      `udp_echo${NBSP}: écho de 1\u202f500 octets vers ${shown}`,
+      `udp_echo${NBSP}: écho de 0 octet vers ${shown}`,
+      `udp_echo${NBSP}: arrêté par SIGINT${NBSP}: 4 datagrammes et 1\u202f506 octets renvoyés, 0 écarté`,
+    ]);
+    assert.equal(done.stderr, "");
+  },
+);
+
+testLowPort(
+  "LANG=fr_FR.UTF-8: a dropped datagram's line and the summary in French, singular for 1",
+  async (family) => {
+    await using server = await startFrench();
+    using low = udpSocket(family, LOW_PORT);
+    await low.send(utf8("boucle ?"), serverAddr(family, server.port));
+    const from = family.name === "IPv4"
+      ? `127.0.0.1:${LOW_PORT}`
+      : `[::1]:${LOW_PORT}`;
+    await server.stderr.waitFor(/écarté/);
+    using normal = udpSocket(family);
+    await udpRoundTrip(normal, family, server.port, utf8("a"));
+    const done = await server.stop();
+    assert.equal(
+      done.stderr,
+      `udp_echo${NBSP}: datagramme de ${from} écarté${NBSP}: port source inférieur à 1024 (garde anti-boucle${NBSP}; --allow-any-port la lève)`,
+    );
+    assert.match(
+      done.stdout,
+      /: arrêté par SIGINT\u00a0: 1 datagramme et 1 octet renvoyés, 1 écarté$/,
+    );
+  },
+);
+
+Deno.test("LANG=fr_FR.UTF-8: --help, usage errors and one-line failures in French", async () => {
+  const run = async (args: string[], flags?: string[]) => {
+    await using child = runScript(SCRIPT, args, { env: FR, flags });
+    return await child.finished();
+  };
+  const help = await run(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(
+    help.stdout,
+    /^Utilisation\u00a0: deno run -N --unstable-net udp_echo\.ts \[options\]\n/,
+  );
+  assert.match(help.stdout, /--quiet +aucune ligne par datagramme/);
+  assert.doesNotMatch(help.stdout, /\bthe\b|\bdefault\b/);
+  const errors: [string[], string][] = [
+    [["--nope"], "Option « --nope » inconnue"],
+    [["extra"], `Argument « extra » inattendu${NBSP}: des options seulement`],
+    [["--port"], "L'option « --port » attend une valeur"],
+    [
+      ["--port", "-5"],
+      `Valeur de « --port » ambiguë${NBSP}: écrivez --port=-XYZ pour une valeur qui commence par un tiret`,
+    ],
+    [["--quiet=yes"], "L'option « --quiet » ne prend pas de valeur"],
+    [
+      ["--port", "70000"],
+      `Port « 70000 » invalide${NBSP}: un nombre de 0 à 65535 attendu`,
+    ],
+    [["--lang", "de"], `Langue « de » invalide${NBSP}: fr ou en attendu`],
+  ];
+  for (const [args, line] of errors) {
+    const done = await run(args);
+    assert.equal(done.code, 2, args.join(" "));
+    const [first, second] = done.stderr.split("\n");
+    assert.equal(first, `udp_echo${NBSP}: ${line}`);
+    assert.match(second, /^Utilisation\u00a0: /);
+    assertNoStackTrace(done.stderr);
+  }
+  const noNet = await run(["--port", "0"], ["--unstable-net"]);
+  assert.equal(noNet.code, 1);
+  assert.equal(
+    noNet.stderr,
+    `udp_echo${NBSP}: Permission réseau manquante${NBSP}; lancez-le ainsi${NBSP}: deno run -N --unstable-net udp_echo.ts`,
+  );
+  const taken = Deno.listenDatagram({
+    hostname: "::",
+    port: 0,
+    transport: "udp",
+  });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    const inUse = await run(["--port", String(port)]);
+    assert.equal(inUse.code, 1);
+    assert.equal(
+      inUse.stderr,
+      `udp_echo${NBSP}: Impossible d'écouter sur [::]:${port}${NBSP}: adresse déjà utilisée${NBSP}; arrêtez l'autre serveur (voir${NBSP}: ss -ulnp) ou choisissez un autre --port`,
+    );
+  } finally {
+    taken.close();
+  }
+});
+
+Deno.test("LANG=fr_FR.UTF-8, started without --unstable-net: the one line in French", async () => {
+  const dir = await copyAlone(SCRIPT);
+  try {
+    await using child = runScript(SCRIPT, ["--port", "0"], {
+      cwd: dir,
+      flags: ["-N"],
+      env: FR,
+    });
+    const done = await child.finished();
+    assert.equal(done.code, 1);
+    assert.equal(
+      done.stderr,
+      `udp_echo${NBSP}: UDP demande l'option --unstable-net${NBSP}; lancez-le ainsi${NBSP}: deno run -N --unstable-net udp_echo.ts`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--lang overrides the system's language; LANG=C is English; a leading -- is dropped", async () => {
+  const firstLineOf = async (args: string[], env: Record<string, string>) => {
+    await using child = runScript(SCRIPT, args, { env });
+    const done = await child.finished();
+    assert.equal(done.code, 0, done.stderr);
+    return done.stdout.split("\n")[0];
+  };
+  const english = "Usage: deno run -N --unstable-net udp_echo.ts [options]";
+  const french =
+    "Utilisation\u00a0: deno run -N --unstable-net udp_echo.ts [options]";
+  assert.equal(await firstLineOf(["--help"], C), english);
+  assert.equal(await firstLineOf(["--help"], FR), french);
+  assert.equal(await firstLineOf(["--lang", "fr", "--help"], C), french);
+  assert.equal(await firstLineOf(["--help", "--lang=en"], FR), english);
+  assert.equal(await firstLineOf(["--", "--help"], C), english);
+  assert.equal(await firstLineOf(["--", "--lang", "fr", "-h"], C), french);
+});
+
+Deno.test("LANG=C: the ready line and the summary stay as they were", async () => {
+  await using server = await startServer(SCRIPT, [], { env: C });
+  assert.match(
+    server.readyLine,
+    /^udp_echo: listening on \[::\]:\d+ \(IPv4 and IPv6\)$/,
+  );
+  using socket = udpSocket(IPV4);
+  await udpRoundTrip(socket, IPV4, server.port, utf8("1500"));
+  const done = await server.stop();
+  assert.match(
+    done.stdout,
+    /\nudp_echo: echoed 4 bytes to 127\.0\.0\.1:\d+\nudp_echo: stopped by SIGINT: 1 datagram, 4 bytes echoed, 0 dropped$/,
+  );
+});
+
+// ---------------------------------------------------------------------------
+// The header card
+
+Deno.test("header: a card of at most 40 lines whose ↔ map names code the file has", () => {
+  const source = Deno.readTextFileSync(new URL(SCRIPT, ROOT));
+  const lines = source.split("\n");
+  const end = lines.indexOf(" */");
+  assert.ok(end >= 0 && end < 40, `header ends at line ${end + 1}`);
+  const code = lines.slice(end + 1).filter((l) => !/^\s*(\*|\/\/)/.test(l))
+    .join("\n");
+  const rights = lines.slice(0, end).filter((l) => l.includes("↔"))
+    .map((l) => l.slice(l.indexOf("↔") + 1));
+  assert.ok(rights.length >= 4, "no ↔ map");
+  for (const right of rights.slice(1)) {
+    for (const [, fragment] of right.matchAll(/`([^`]+)`/g)) {
+      assert.ok(code.includes(fragment), `not in the code: ${fragment}`);
+    }
+  }
+});
