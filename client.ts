@@ -4,67 +4,37 @@
  *
  * Reads lines from the keyboard (with a `> ` prompt) or from a pipe, sends
  * each one to the server and prints the server's whole reply before it
- * reads the next line. It is the other end of every server here: the echo
- * servers (tcp_echo.ts, select_echo.ts, worker_echo.ts, udp_echo.ts with
- * `--udp`), ok_server.ts (`--port 12800`) and a plain `nc -l 7777`.
+ * reads the next line. The other end of every server here: tcp_echo.ts,
+ * select_echo.ts, worker_echo.ts, udp_echo.ts (`--udp`), ok_server.ts
+ * (`--port 12800`), a plain `nc -l 7777`.
  *
  * Concurrency model: one conversation, so one plain loop: read a line, send
  * it, wait for the reply. The socket is read all the time meanwhile (the
  * Replies pump), so a reply is never stuck behind our own sending.
  *
  * Sheets: TP5b "Socket Serveur" (seeds/000), §1.3 "Client Echo" (stops on
- * an empty line) and "Python – les sockets" (seeds/001), its client (`> `
- * prompt, stops after the reply to `fin`). With `--no-newline` it talks
- * like sheet 001's own client, to sheet 001's own servers: each line is sent
- * without its newline (`send(msg.encode())`) and its answer is one read
- * (`recv(1024)`), so a reply with no newline (`b"OK"`) needs no wait.
+ * an empty line), and "Python – les sockets" (seeds/001), its client (`> `
+ * prompt, stops after the reply to `fin`); `--no-newline` talks as it does.
  *
- * Sheet (Python)                                  ↔ this file
- * `s = socket(AF_INET, SOCK_STREAM)` + `s.connect((host, port))`
- *                                                 ↔ `conn = await Deno.connect({ hostname, port })`
- * `line = sys.stdin.readline()` / `input("> ")`   ↔ `line = await lines.next()` (LineReader; the `> ` prompt)
- * `s.send(line)`                                  ↔ `await writeAll(conn, withNewline(line))`
- * `s.recv(1024)` until the reply is whole         ↔ `conn.read()` in Replies; `await replies.reply()`
- * empty line → `s.close()` (sheet 000)            ↔ `if (line.length === 0) return stopped("empty line")`
- * `while msg_a_envoyer != b"fin"` (sheet 001)     ↔ `if (isStopWord(line))` after the reply (STOP_WORD)
- * `send(msg.encode())`, no newline (sheet 001)    ↔ `--no-newline`: the line alone, one read per answer
+ * Sheet (Python)                               ↔ this file
+ * `s.connect((host, port))`                    ↔ `conn = await Deno.connect({ hostname: options.host, port: options.port })`
+ * `input("> ")` or `sys.stdin.readline()`      ↔ `lines.next()` (LineReader) and `showPrompt(interactive)`
+ * `s.send(line)`; `send(msg.encode())` (001)   ↔ `await writeAll(conn, options.noNewline ? line : withNewline(line))`
+ * `s.recv(1024)` until the reply is whole      ↔ `conn.read(buffer)` in Replies; `await replies.reply(options.noNewline)`
+ * `print(msg_recu.decode())` (sheet 001)       ↔ `printReply(bytes, oneRead)`
+ * empty line → `s.close()` (sheet 000)         ↔ `if (line.length === 0)`
+ * `while msg_a_envoyer != b"fin"` (sheet 001)  ↔ `if (isStopWord(line))` after the reply
  *
  * @run deno run -N client.ts
  * Try it: `deno run -N tcp_echo.ts` in one terminal, then this in a second
  * one and type a few lines; `printf 'a\nb\n' | deno run -N client.ts` pipes.
  * Or run it as a program: `chmod +x client.ts && ./client.ts`.
- * Siblings: tcp_echo.ts, select_echo.ts, worker_echo.ts, udp_echo.ts,
- * ok_server.ts.
  *
- * Permissions: `-N` (network) only: it connects to the server. `--udp` also
- * needs `--unstable-net` (Deno's UDP API is still unstable), which the
- * deno.json of this project turns on for every script next to it.
- *
- * What counts as "the whole reply": the client cannot know how long a reply
- * will be, and TCP may deliver it in any number of pieces. Every server here
- * answers a line with a line (the echo of it, or `OK\n`), so a reply is
- * complete when the bytes received since the line was sent end with a
- * newline. A server whose replies have no newline (the sheet's own Python
- * server sends `b"OK"`, a person typing into `nc -l` without Enter) would
- * make us wait for ever, so such a reply also ends after REPLY_QUIET_MS of
- * silence. Before its first byte, a reply is awaited as long as it takes: a
- * sequential server busy with another client is slow, not gone.
- * With `--no-newline`, as in sheet 001's client, the first read is the
- * answer: a reply that TCP splits in two shows its rest after the next line,
- * exactly as the sheet's `recv(1024)` would. Over UDP, `--no-newline` sends
- * the line alone in its datagram (a datagram is its own frame) and the
- * answer is one datagram, as always over UDP.
- *
- * Output: stdout carries the server's bytes exactly as they arrive, never
- * decoded (a reply that is not valid UTF-8 passes through unchanged; the
- * terminal shows what it can). Everything else (the prompt, "connected",
- * why it stopped, errors) goes to stderr, each line starting with
- * "client: ", so `client.ts < in.txt > out.txt` keeps only the replies.
- *
- * Exit codes: 0 when it stopped by one of the sheets' rules (empty line,
- * reply to `fin`, end of input); 1 when the server could not be reached,
- * closed or reset the connection, or (UDP) never answered, or a line was
- * too large for one datagram; 2 for a mistake in the options.
+ * Permissions: `-N` (network) only; `--udp` also needs `--unstable-net`
+ * (this project's deno.json turns it on). stdout carries the server's bytes
+ * as they arrive, never decoded; our own lines (prompt, "connected",
+ * errors) go to stderr, so `client.ts < in.txt > out.txt` keeps only the
+ * replies. French with LANG=fr_FR.UTF-8 or `--lang fr`.
  */
 
 import { lookup } from "node:dns/promises";
@@ -78,11 +48,11 @@ const PROGRAM = "client";
 const DEFAULT_HOST = "localhost";
 /** The sheet's port (ok_server.ts listens on 12800: use --port 12800). */
 const DEFAULT_PORT = 7777;
-/** Read size for the socket and for stdin. A reply is printed as it
- * arrives, so this bounds nothing but the size of one step. */
+/** Read size for the socket and for stdin: one step, not a limit. */
 const BUFFER_SIZE = 64 * 1024;
 /** The sheet-001 word that ends the conversation, once answered. */
 const STOP_WORD = "fin";
+const NEWLINE = 0x0a;
 
 /** Sheet 000 §1.3 and sheet 001's client: connect, then read a line, send
  * it, print the whole reply, until a stop rule says enough. */
@@ -95,32 +65,24 @@ async function talkTcp(
   try {
     conn = await Deno.connect({ hostname: options.host, port: options.port });
   } catch (err) {
-    warn(describeConnectError(err, options));
-    return 1;
+    return failed(describeConnectError(err, options));
   }
   try {
     // Nagle's algorithm would hold back the last piece of a long line until
     // the server acknowledges the previous one: a line should leave at once.
     conn.setNoDelay(true);
-    const replies = new Replies(conn);
-    warn(
-      `connected to ${formatAddress(conn.remoteAddr)}` +
-        (interactive ? " (an empty line or Ctrl-D quits)" : ""),
-    );
+    const replies = new Replies(conn, options.noNewline);
+    warn(MSG.connected(formatAddress(conn.remoteAddr), interactive));
     showPrompt(interactive);
     for (;;) {
       // Wait for the next line, or for the server to leave meanwhile: a
       // person at the prompt learns at once that the server is gone.
       const line = await Promise.race([lines.next(), replies.over]);
-      if (line === undefined || replies.gone) {
-        warn(replies.gone);
-        return 1;
-      }
-      if (line === null) return stopped("end of input");
+      if (line === undefined || replies.gone) return failed(replies.gone);
+      if (line === null) return stopped(MSG.endOfInput());
       // Sheet 000: an empty line ends the conversation; it is not sent
-      // (with --no-newline too: sending no bytes sends nothing, and the
-      // sheet's client would then wait for ever for an answer).
-      if (line.length === 0) return stopped("empty line");
+      // (with --no-newline either: no bytes, no message, no answer).
+      if (line.length === 0) return stopped(MSG.emptyLine());
 
       // --no-newline sends the line as sheet 001's `send(msg.encode())`
       // does; otherwise the newline is the message's frame.
@@ -128,35 +90,23 @@ async function talkTcp(
       try {
         await writeAll(conn, options.noNewline ? line : withNewline(line));
       } catch (err) {
-        // The reader usually knows best why (a close seen before our
-        // write's reset): give it a moment to say so, then one line.
+        // The reader usually knows best why: a moment for it to say so.
         await Promise.race([replies.over, sleep(100)]);
-        warn(replies.gone || describeDisconnect(err));
-        return 1;
+        return failed(replies.gone || describeDisconnect(err));
       }
       // THE line that makes this a request/reply client: nothing more is
       // read from stdin until the whole reply has been printed.
       const end = await replies.reply(options.noNewline);
-      if (end === "gone") {
-        warn(replies.gone);
-        return 1;
-      }
+      if (end === "gone") return failed(replies.gone);
       // Sheet 001: after the server has answered "fin", we stop too.
-      if (isStopWord(line)) return stopped(`reply to ${STOP_WORD}`);
-      showPrompt(interactive, !replies.endsLine);
+      if (isStopWord(line)) return stopped(MSG.replyToFin());
+      showPrompt(interactive);
     }
   } finally {
     closeQuietly(conn);
   }
 }
 
-/** The normal ends, all exit 0. */
-function stopped(reason: string): number {
-  warn(`stopped: ${reason}`);
-  return 0;
-}
-
-/** The bytes to send for a line: the line and its newline. */
 export function withNewline(line: Uint8Array): Uint8Array {
   return concat([line, Uint8Array.of(NEWLINE)]);
 }
@@ -167,21 +117,33 @@ export function isStopWord(line: Uint8Array): boolean {
   return new TextDecoder().decode(line) === STOP_WORD;
 }
 
+/** Prints a reply's bytes on stdout exactly as received. With `oneRead`
+ * (--no-newline: each read is one answer, as in sheet 001's client) it ends
+ * on its own line, as the sheet's `print()` does: a newline is added when
+ * the answer has none. */
+async function printReply(bytes: Uint8Array, oneRead: boolean) {
+  const ownLine = oneRead && bytes.at(-1) !== NEWLINE;
+  await writeAll(Deno.stdout, ownLine ? withNewline(bytes) : bytes);
+  lineOpen = !ownLine && bytes.at(-1) !== NEWLINE && Deno.stdout.isTerminal();
+}
+
 // ---------------------------------------------------------------------------
-// main
+// main. Exit codes: 0 when it stopped by one of the sheets' rules (empty
+// line, reply to `fin`, end of input); 1 when the server could not be
+// reached, went away, or (UDP) never answered, or a line was too large for
+// one datagram; 2 for a mistake in the options.
 
 async function main(args: string[]): Promise<number> {
   let options: Options | null;
   try {
-    options = parseOptions(args);
+    options = parseOptions(takeCommonArgs(args));
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    warn(err.message);
-    console.error(USAGE);
+    console.error(`${prefix()}${err.message}\n${usage()}`);
     return 2;
   }
   if (options === null) {
-    console.log(USAGE);
+    console.log(usage());
     return 0;
   }
   // A person at a terminal gets a prompt; a pipe gets none, and otherwise
@@ -193,27 +155,43 @@ async function main(args: string[]): Promise<number> {
     : await talkTcp(options, lines, interactive);
 }
 
+function stopped(reason: string): number {
+  warn(MSG.stopped(reason));
+  return 0;
+}
+
+function failed(reason: string): number {
+  warn(reason);
+  return 1;
+}
+
 // ===========================================================================
 // Beyond the sheet
 // ===========================================================================
 
 // ---------------------------------------------------------------------------
 // Reply assembly: a reply ends with a newline, or with silence
+//
+// TCP may deliver a reply in any number of pieces. Every server here answers
+// a line with a line, so a reply is whole when the bytes received since the
+// line was sent end with a newline, or (sheet 001's server sends `b"OK"`)
+// after REPLY_QUIET_MS of silence. Before its first byte, a reply is awaited
+// as long as it takes: a sequential server busy with another client is
+// slow, not gone. With `--no-newline`, the first read is the answer.
 
-/** A reply that does not end with a newline is complete after this much
- * silence once it has started. Long enough that a long echo arriving in
- * pieces on a busy machine is not cut, short enough for a person. */
+/** A reply without a final newline is complete after this much silence:
+ * long enough not to cut an echo arriving in pieces, short for a person. */
 const REPLY_QUIET_MS = 1000;
+/** No byte of a reply after this long: the hint, once. */
+const HINT_MS = 3000;
 
 /** How a wait for a reply ended. */
 export type ReplyEnd = "line" | "quiet" | "read" | "gone";
 
-/** Reads the connection all the time, from connect to exit, and writes
- * every byte to stdout as soon as it arrives. Reading and sending at once
- * matters: a client that sent a whole 1 MiB line before reading anything
- * would deadlock with an echo server, both sides blocked on full buffers.
- * Reading all the time also notices a server that goes away while the
- * user is still typing. */
+/** Reads the connection all the time and prints every byte as it arrives:
+ * a client that sent a whole 1 MiB line before reading would deadlock with
+ * an echo server, both blocked on full buffers; and a server that leaves
+ * while the user is typing is noticed at once. */
 class Replies {
   /** Bytes received since the last line was sent. */
   received = 0;
@@ -222,34 +200,29 @@ class Replies {
   /** Resolves once the connection is over. */
   readonly over: Promise<void>;
   #lastByte = -1;
-  #wakers = new Set<() => void>();
+  /** Resolved, and replaced, at each byte and at the end. */
+  #changed = Promise.withResolvers<boolean>();
 
-  constructor(conn: Deno.TcpConn) {
-    this.over = this.#pump(conn);
+  constructor(conn: Deno.TcpConn, oneRead: boolean) {
+    this.over = this.#pump(conn, oneRead);
   }
 
-  async #pump(conn: Deno.TcpConn): Promise<void> {
+  async #pump(conn: Deno.TcpConn, oneRead: boolean): Promise<void> {
     const buffer = new Uint8Array(BUFFER_SIZE);
-    for (;;) {
-      let n: number | null;
+    while (!this.gone) {
+      let n: number | null = null;
       try {
         n = await conn.read(buffer);
+        if (n === null) this.gone = MSG.serverClosed();
       } catch (err) {
         this.gone = describeDisconnect(err);
-        break;
       }
-      if (n === null) {
-        this.gone = "the server closed the connection";
-        break;
-      }
-      try {
-        // Awaiting stdout before reading more keeps memory bounded when
-        // stdout is slower than the network.
-        await writeAll(Deno.stdout, buffer.subarray(0, n));
-      } catch (err) {
-        this.gone = `cannot print the reply: ${errorMessage(err)}`;
-        break;
-      }
+      if (n === null) break;
+      // Awaiting stdout before reading more bounds memory when stdout is
+      // slower than the network.
+      await printReply(buffer.subarray(0, n), oneRead).catch((err) => {
+        this.gone = MSG.cannotPrint(errorMessage(err));
+      });
       this.received += n;
       this.#lastByte = buffer[n - 1];
       this.#wake();
@@ -263,53 +236,43 @@ class Replies {
     this.#lastByte = -1;
   }
 
-  /** True when the last byte printed was a newline. */
-  get endsLine(): boolean {
-    return this.#lastByte === NEWLINE;
-  }
-
-  /** Waits until the reply is complete: it ends with a newline ("line"), or
-   * it started and then REPLY_QUIET_MS passed without a byte ("quiet"), or
-   * the connection is over ("gone"). With `oneRead` (--no-newline), the
-   * first bytes that arrive are the whole reply ("read"), as one
-   * `recv(1024)` is in sheet 001's client. */
+  /** Waits until the reply ends: see replyEnd, or REPLY_QUIET_MS of silence
+   * after its start ("quiet"). Without `oneRead`, a reply ended by silence
+   * or none after HINT_MS gets the hint (once): the server may expect
+   * messages without a newline. */
   async reply(oneRead = false): Promise<ReplyEnd> {
     for (;;) {
-      const end = replyEnd(
-        this.received,
-        this.#lastByte,
-        this.gone !== "",
-        oneRead,
-      );
+      const gone = this.gone !== "";
+      const end = replyEnd(this.received, this.#lastByte, gone, oneRead);
       if (end !== null) return end;
       const before = this.received;
-      const changed = await this.#change(before > 0 ? REPLY_QUIET_MS : null);
-      if (!changed && this.received === before) return "quiet";
+      const wait = before > 0 ? REPLY_QUIET_MS : oneRead ? null : HINT_MS;
+      if (await this.#change(wait) || this.received !== before) continue;
+      if (before > 0) {
+        hintOnce(MSG.hintUnframed());
+        return "quiet";
+      }
+      hintOnce(MSG.hintSilent());
+      await this.#change(null);
     }
   }
 
-  /** Resolves true at the next byte or end, false after `ms` (never, when
-   * null) without either. */
-  #change(ms: number | null): Promise<boolean> {
-    return new Promise((resolve) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const wake = () => {
-        clearTimeout(timer);
-        this.#wakers.delete(wake);
-        resolve(true);
-      };
-      this.#wakers.add(wake);
-      if (ms !== null) {
-        timer = setTimeout(() => {
-          this.#wakers.delete(wake);
-          resolve(false);
-        }, ms);
-      }
-    });
+  /** True at the next byte or end; false after `ms` (never when null). */
+  async #change(ms: number | null): Promise<boolean> {
+    if (ms === null) return await this.#changed.promise;
+    const timeout = Promise.withResolvers<boolean>();
+    const timer = setTimeout(timeout.resolve, ms, false);
+    const changed = await Promise.race([
+      this.#changed.promise,
+      timeout.promise,
+    ]);
+    clearTimeout(timer);
+    return changed;
   }
 
   #wake(): void {
-    for (const wake of [...this.#wakers]) wake();
+    this.#changed.resolve(true);
+    this.#changed = Promise.withResolvers<boolean>();
   }
 }
 
@@ -325,74 +288,65 @@ export function replyEnd(
   // Checked before `gone`: a server that answers and then closes
   // (ok_server.ts after "fin") still gave its whole reply.
   if (received > 0 && lastByte === NEWLINE) return "line";
-  if (gone) return "gone";
-  return null;
+  return gone ? "gone" : null;
+}
+
+let hinted = false;
+
+function hintOnce(line: string): void {
+  if (!hinted) warn(line);
+  hinted = true;
 }
 
 /** One line saying how the server went away. */
 export function describeDisconnect(err: unknown): string {
-  if (err instanceof Deno.errors.ConnectionReset) {
-    return "the server reset the connection";
-  }
-  if (err instanceof Deno.errors.BrokenPipe) {
-    return "the server closed the connection";
-  }
-  return `the connection failed: ${errorMessage(err)}`;
+  if (err instanceof Deno.errors.ConnectionReset) return MSG.serverReset();
+  if (err instanceof Deno.errors.BrokenPipe) return MSG.serverClosed();
+  return MSG.connectionFailed(errorMessage(err));
 }
 
 // ---------------------------------------------------------------------------
 // Lines as bytes: the sheet's readline(), without decoding
 
-/** Reads stdin line by line with Deno.stdin.read(), which behaves the same
- * piped and on a terminal (`prompt()` returns null when piped, and
- * node:readline loses piped lines). A line is returned without its "\n" or
- * "\r\n"; a last line without a newline still counts. Lines are bytes: what
- * was typed is sent as it is, whatever its encoding. */
+/** Reads stdin line by line with Deno.stdin.read(), the same piped and on
+ * a terminal (`prompt()` returns null when piped; node:readline loses piped
+ * lines). A line comes without its "\n" or "\r\n"; a last line without a
+ * newline counts. Lines are bytes, sent as typed, whatever the encoding. */
 export class LineReader {
-  #source: { read(p: Uint8Array): Promise<number | null> };
   #buffer = new Uint8Array(BUFFER_SIZE);
-  /** Pieces of the line being read. */
-  #pieces: Uint8Array[] = [];
-  /** Bytes read after the last complete line. */
-  #rest: Uint8Array = new Uint8Array(0);
+  /** Bytes read and not yet returned as a line. */
+  #pending: Uint8Array = new Uint8Array(0);
   #ended = false;
 
   /** Reads from `source`: stdin unless a test gives another. */
   constructor(
-    source: { read(p: Uint8Array): Promise<number | null> } = Deno.stdin,
-  ) {
-    this.#source = source;
-  }
+    readonly source: { read(p: Uint8Array): Promise<number | null> } =
+      Deno.stdin,
+  ) {}
 
   /** The next line, or null at the end of input. */
   async next(): Promise<Uint8Array | null> {
     for (;;) {
-      const split = splitLine(this.#rest);
+      const split = splitLine(this.#pending);
       if (split !== null) {
-        const [head, rest] = split;
-        const line = concat([...this.#pieces, head]);
-        this.#pieces = [];
-        this.#rest = rest;
-        return line.at(-1) === RETURN ? line.subarray(0, -1) : line;
+        const [line] = split;
+        this.#pending = split[1];
+        return line.at(-1) === 0x0d ? line.subarray(0, -1) : line; // "\r"
       }
-      if (this.#rest.length > 0) this.#pieces.push(this.#rest);
-      this.#rest = new Uint8Array(0);
       if (this.#ended) {
-        if (this.#pieces.length === 0) return null;
-        const line = concat(this.#pieces);
-        this.#pieces = [];
-        return line;
+        const last = this.#pending;
+        this.#pending = new Uint8Array(0);
+        return last.length > 0 ? last : null;
       }
-      const n = await this.#source.read(this.#buffer);
+      const n = await this.source.read(this.#buffer);
       if (n === null) this.#ended = true;
-      else this.#rest = this.#buffer.slice(0, n); // a copy: buffer is reused
+      else this.#pending = concat([this.#pending, this.#buffer.subarray(0, n)]);
     }
   }
 }
 
 /** The bytes before the first newline and those after it; null when there
- * is no newline yet. A "\r" before the newline is the reader's to drop,
- * since it may end a piece read earlier. */
+ * is no newline yet. */
 export function splitLine(
   bytes: Uint8Array,
 ): [Uint8Array, Uint8Array] | null {
@@ -413,59 +367,13 @@ export function concat(chunks: Uint8Array[]): Uint8Array {
 // ---------------------------------------------------------------------------
 // UDP: one datagram per line, with a timeout and retries
 
-/** UDP: datagrams can be lost, so a line is sent again when no reply came
- * within UDP_TIMEOUT_MS, UDP_TRIES times in all before giving up. */
+/** Datagrams can be lost: a line is sent again when no reply came within
+ * UDP_TIMEOUT_MS, UDP_TRIES times in all before giving up. */
 const UDP_TIMEOUT_MS = 1000;
 const UDP_TRIES = 3;
-/** UDP: the largest payload of one datagram: 65535 minus the 8-byte UDP
- * header, minus the 20-byte IPv4 header; IPv6 does not count its 40-byte
- * header in the 65535. A larger line cannot be sent whole, so it is refused
- * rather than cut. */
-const UDP_MAX_PAYLOAD_IPV4 = 65507;
-const UDP_MAX_PAYLOAD_IPV6 = 65527;
-
-/** Receives datagrams with a time limit. Deno cannot cancel a receive(), so
- * one that timed out is kept and awaited again next time instead of
- * starting a second one. */
-class DatagramReceiver {
-  #socket: Deno.DatagramConn;
-  /** Big enough for any UDP payload: a smaller buffer would silently cut a
-   * datagram short. */
-  #buffer = new Uint8Array(65536);
-  #pending: Promise<[Uint8Array, Deno.Addr]> | null = null;
-
-  constructor(socket: Deno.DatagramConn) {
-    this.#socket = socket;
-  }
-
-  /** The next datagram from `from`, or null after `ms` without one. */
-  async receiveFrom(
-    from: Deno.NetAddr,
-    ms: number,
-  ): Promise<Uint8Array | null> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const left = deadline - Date.now();
-      if (left <= 0) return null;
-      if (this.#pending === null) {
-        this.#pending = this.#socket.receive(this.#buffer);
-        // Marked as handled: closing the socket at exit rejects it.
-        this.#pending.catch(() => {});
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), left);
-      });
-      const got = await Promise.race([this.#pending, timeout]);
-      clearTimeout(timer);
-      if (got === null) return null;
-      this.#pending = null;
-      const [data, addr] = got;
-      // Anyone may send to our port; only the server's datagrams count.
-      if (formatAddress(addr) === formatAddress(from)) return data.slice();
-    }
-  }
-}
+/** The largest payload of one datagram: 65535 minus the 8-byte UDP header
+ * (and over IPv4 its 20-byte header). A larger line is refused, not cut. */
+const UDP_MAX_PAYLOAD = { 4: 65507, 6: 65527 };
 
 async function talkUdp(
   options: Options,
@@ -473,191 +381,123 @@ async function talkUdp(
   interactive: boolean,
 ): Promise<number> {
   if (typeof Deno.listenDatagram !== "function") {
-    warn(udpNeedsUnstable());
-    return 1;
+    return failed(MSG.udpNeedsUnstable());
+  }
+  // Without -N, Deno would ask three times (the name's lookup, our socket,
+  // the server's address), and a "no" would end in its own message: ask
+  // once, for the network, as the servers do. With -N this asks nothing.
+  const net = { name: "net" } as const;
+  if (Deno.permissions.requestSync(net).state !== "granted") {
+    return failed(MSG.noPermission());
   }
   // Resolve the name ourselves: the socket must be of the server's family,
   // and replies are recognised by the server's address.
   let server: Deno.NetAddr;
   let socket: Deno.DatagramConn;
+  let maxPayload: number;
   try {
     const { address, family } = await lookup(options.host);
     server = { transport: "udp", hostname: address, port: options.port };
-    socket = Deno.listenDatagram({
-      transport: "udp",
-      hostname: family === 6 ? "::" : "0.0.0.0",
-      port: 0,
-    });
+    const hostname = family === 6 ? "::" : "0.0.0.0";
+    socket = Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
+    maxPayload = UDP_MAX_PAYLOAD[family === 6 ? 6 : 4];
   } catch (err) {
-    warn(describeConnectError(err, options));
-    return 1;
+    return failed(describeConnectError(err, options));
   }
-  const maxPayload = server.hostname.includes(":")
-    ? UDP_MAX_PAYLOAD_IPV6
-    : UDP_MAX_PAYLOAD_IPV4;
-  const receiver = new DatagramReceiver(socket);
+  const exchange = udpExchange(socket, server);
   let refused = 0;
+  const end = (reason: string) =>
+    stopped(reason) + (refused > 0 ? failed(MSG.refused(refused)) : 0);
   try {
-    warn(
-      `sending to ${formatAddress(server)} over UDP` +
-        (interactive ? " (an empty line or Ctrl-D quits)" : ""),
-    );
+    warn(MSG.sendingUdp(formatAddress(server), interactive));
     showPrompt(interactive);
     for (;;) {
       const line = await lines.next();
-      if (line === null) {
-        stopped("end of input");
-        break;
-      }
-      if (line.length === 0) {
-        stopped("empty line");
-        break;
-      }
+      if (line === null) return end(MSG.endOfInput());
+      if (line.length === 0) return end(MSG.emptyLine());
       // A datagram is its own frame: --no-newline just leaves the newline
       // out, and the answer is one datagram either way.
       const datagram = options.noNewline ? line : withNewline(line);
       if (datagram.length > maxPayload) {
-        warn(
-          `line of ${datagram.length} bytes${
-            options.noNewline ? "" : " (newline included)"
-          } not sent: one UDP datagram carries at most ${maxPayload} bytes`,
-        );
+        warn(MSG.tooLarge(datagram.length, options.noNewline, maxPayload));
         refused++;
         showPrompt(interactive);
         continue;
       }
-      const reply = await exchange(socket, receiver, server, datagram);
+      const reply = await exchange(datagram);
       if (reply === null) return 1;
-      await writeAll(Deno.stdout, reply);
-      if (isStopWord(line)) {
-        stopped(`reply to ${STOP_WORD}`);
-        break;
-      }
-      showPrompt(interactive, reply.at(-1) !== NEWLINE);
+      await printReply(reply, options.noNewline);
+      if (isStopWord(line)) return end(MSG.replyToFin());
+      showPrompt(interactive);
     }
-    if (refused > 0) {
-      warn(`${refused} line(s) too large for a datagram were not sent`);
-      return 1;
-    }
-    return 0;
   } catch (err) {
-    warn(`cannot print the reply: ${errorMessage(err)}`);
-    return 1;
+    return failed(MSG.cannotPrint(errorMessage(err)));
   } finally {
     closeQuietly(socket);
   }
 }
 
-/** Sends one datagram and waits for the reply, sending it again when none
- * comes in time: UDP does not resend lost datagrams, the application must.
- * Returns null, having said why, when no reply ever came. */
-async function exchange(
-  socket: Deno.DatagramConn,
-  receiver: DatagramReceiver,
-  server: Deno.NetAddr,
-  datagram: Uint8Array,
-): Promise<Uint8Array | null> {
-  for (let attempt = 1; attempt <= UDP_TRIES; attempt++) {
-    try {
-      await socket.send(datagram, server);
-    } catch (err) {
-      warn(`cannot send to ${formatAddress(server)}: ${errorMessage(err)}`);
-      return null;
+/** Returns exchange(datagram): sends it and waits for the server's reply,
+ * sending it again when none comes in time (UDP does not resend lost
+ * datagrams, the application must); null, having said why, when no reply
+ * ever came. Deno cannot cancel a receive(): one that timed out is kept and
+ * awaited again next time instead of starting a second one. */
+function udpExchange(socket: Deno.DatagramConn, server: Deno.NetAddr) {
+  // Big enough for any UDP payload: a smaller one cuts datagrams silently.
+  const buffer = new Uint8Array(65536);
+  let pending: Promise<[Uint8Array, Deno.Addr]> | null = null;
+  const receive = async (deadline: number) => {
+    while (Date.now() < deadline) {
+      pending ??= socket.receive(buffer);
+      pending.catch(() => {}); // closing the socket at exit rejects it
+      const timeout = Promise.withResolvers<null>();
+      const timer = setTimeout(timeout.resolve, deadline - Date.now(), null);
+      const got = await Promise.race([pending, timeout.promise]);
+      clearTimeout(timer);
+      if (got === null) return null;
+      pending = null;
+      // Anyone may send to our port; only the server's datagrams count.
+      if (formatAddress(got[1]) === formatAddress(server)) return got[0];
     }
-    const reply = await receiver.receiveFrom(server, UDP_TIMEOUT_MS);
-    if (reply !== null) return reply;
-    if (attempt < UDP_TRIES) {
-      warn(
-        `no reply within ${UDP_TIMEOUT_MS} ms; sending again (try ${
-          attempt + 1
-        } of ${UDP_TRIES})`,
-      );
+    return null;
+  };
+  return async (datagram: Uint8Array): Promise<Uint8Array | null> => {
+    for (let attempt = 1; attempt <= UDP_TRIES; attempt++) {
+      try {
+        await socket.send(datagram, server);
+      } catch (err) {
+        warn(MSG.cannotSend(formatAddress(server), errorMessage(err)));
+        return null;
+      }
+      const reply = await receive(Date.now() + UDP_TIMEOUT_MS);
+      if (reply !== null) return reply;
+      if (attempt < UDP_TRIES) warn(MSG.sendingAgain(attempt + 1));
     }
-  }
-  // An unconnected UDP socket is never told that nobody listens (PLATFORM):
-  // silence is all we get.
-  warn(
-    `no reply from ${
-      formatAddress(server)
-    } after ${UDP_TRIES} tries; is the UDP server running?`,
-  );
-  return null;
-}
-
-// ---------------------------------------------------------------------------
-// The prompt, for a person at a terminal
-
-/** The `> ` prompt of sheet 001, and the newline that keeps it at the start
- * of a line: only for a person at a terminal, and on stderr too. */
-function showPrompt(interactive: boolean, afterUnfinishedLine = false): void {
-  if (!interactive) return;
-  Deno.stderr.writeSync(encoder.encode(afterUnfinishedLine ? "\n> " : "> "));
+    // An unconnected UDP socket is never told that nobody listens.
+    warn(MSG.noUdpReply(formatAddress(server)));
+    return null;
+  };
 }
 
 // ===========================================================================
 // Plumbing: options, output, errors
 // ===========================================================================
 
-/** How users run it; messages that say how to run it repeat it. */
-const RUN_LINE = `deno run -N ${PROGRAM}.ts`;
-/** The same for `--udp`, whose API exists only with --unstable-net. */
-const UDP_RUN_LINE = `deno run -N --unstable-net ${PROGRAM}.ts --udp`;
-
-/** How to start this program, for messages that say how: the `deno run`
- * line, or inside a binary made by `deno compile`, the binary's own name. */
+/** How to start this program: the `deno run` line, or inside a binary made
+ * by `deno compile`, the binary's own name. */
 export function howToRun(): string {
-  if (!Deno.build.standalone) return RUN_LINE;
-  const path = Deno.execPath();
-  return path.slice(
-    Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1,
-  );
+  if (!Deno.build.standalone) return `deno run -N ${PROGRAM}.ts`;
+  return Deno.execPath().replace(/^.*[\\/]/, "");
 }
 
-/** The one line for `--udp` without --unstable-net. A compiled binary's
- * flags were fixed when it was compiled: it must be compiled again. */
-function udpNeedsUnstable(): string {
-  return Deno.build.standalone
-    ? `--udp needs the --unstable-net flag, which ${howToRun()} was compiled without: deno compile -N --unstable-net ${PROGRAM}.ts`
-    : `--udp needs the --unstable-net flag: run it as: ${UDP_RUN_LINE}`;
-}
+export type Options = NonNullable<ReturnType<typeof parseOptions>>;
 
-const USAGE = `Usage: ${howToRun()} [options]
-
-Line client: sends each line typed (or piped) to the server and prints the
-whole reply. Stops on an empty line, after the reply to "${STOP_WORD}", or at the
-end of input.
-
-Options:
-  --host H     server to talk to (default ${DEFAULT_HOST})
-  --port N     its port (default ${DEFAULT_PORT}; ok_server.ts: 12800)
-  --udp        talk to a UDP server (udp_echo.ts), one datagram per line;
-               needs --unstable-net
-  --no-newline talk like sheet 001's client, to its Python servers: send
-               each line without its newline, take one read as the answer
-               (a reply split in two shows its rest after the next line)
-  -h, --help   show this help and exit
-
-Try it: deno run -N tcp_echo.ts, then in a second terminal: ${howToRun()}`;
-
-export interface Options {
-  host: string;
-  port: number;
-  udp: boolean;
-  /** Sheet 001's framing: no newline sent, one read per answer. */
-  noNewline: boolean;
-}
-
-/** A mistake on the command line: reported with the usage, exit code 2. */
-export class UsageError extends Error {}
-
-/** Parses the command line; returns null when help was asked for. */
-export function parseOptions(args: string[]): Options | null {
-  let parsed;
+/** Parses the command line (after takeCommonArgs); null for --help. */
+export function parseOptions(args: string[]) {
+  let values;
   try {
-    parsed = parseArgs({
+    ({ values } = parseArgs({
       args,
-      strict: true,
-      allowPositionals: false,
       options: {
         port: { type: "string", default: String(DEFAULT_PORT) },
         host: { type: "string", default: DEFAULT_HOST },
@@ -665,54 +505,287 @@ export function parseOptions(args: string[]): Options | null {
         "no-newline": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
-    });
+    }));
   } catch (err) {
-    // parseArgs names the option and explains, sometimes over several
-    // lines ("--port -5": did you mean --port=-5?): keep them, on one.
-    throw new UsageError(errorMessage(err).replaceAll("\n", " "));
+    throw new UsageError(describeArgsError(err));
   }
-  const { values } = parsed;
   if (values.help) return null;
-  return {
-    host: values.host,
-    port: parsePort(values.port),
-    udp: values.udp,
-    noNewline: values["no-newline"],
-  };
+  const { host, udp } = values;
+  const port = parsePort(values.port);
+  return { host, port, udp, noNewline: values["no-newline"] };
+}
+
+/** True while the terminal's cursor follows a reply that did not end its
+ * line: our next line there starts with a newline. */
+let lineOpen = false;
+
+/** Our own lines (connected, stopped, problems): on stderr, never mixed
+ * with the replies on stdout. */
+function warn(line: string): void {
+  const newline = lineOpen && Deno.stderr.isTerminal() ? "\n" : "";
+  lineOpen = false;
+  console.error(`${newline}${prefix()}${line}`);
+}
+
+/** The `> ` prompt of sheet 001, at the start of a line: only for a person
+ * at a terminal, and on stderr too. */
+function showPrompt(interactive: boolean): void {
+  if (!interactive) return;
+  Deno.stderr.writeSync(new TextEncoder().encode(lineOpen ? "\n> " : "> "));
+  lineOpen = false;
+}
+
+/** write() may take only part of the bytes; loop until all are written. */
+async function writeAll(
+  writer: { write(p: Uint8Array): Promise<number> },
+  bytes: Uint8Array,
+): Promise<void> {
+  while (bytes.length > 0) bytes = bytes.subarray(await writer.write(bytes));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Turns a failure to reach the server into one line saying what to do. */
+export function describeConnectError(err: unknown, options: Options): string {
+  const { host, port } = options;
+  const where = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  // node:dns (for UDP) has codes: EPERM, missing permission; ENOTFOUND.
+  const code = (err as { code?: unknown }).code;
+  if (err instanceof Deno.errors.NotCapable || code === "EPERM") {
+    return MSG.noPermission();
+  }
+  // The server reset the connection while Deno set it up: it connected.
+  if (err instanceof Deno.errors.ConnectionReset) return MSG.resetAtOnce(where);
+  const why = err instanceof Deno.errors.ConnectionRefused
+    ? MSG.refusedConnection()
+    : code === "ENOTFOUND" || /failed to lookup address/.test(String(err))
+    ? MSG.noSuchHost()
+    : errorMessage(err);
+  return MSG.cannotConnect(where, why);
+}
+
+// ===========================================================================
+// Messages: every line this program prints, in English and in French.
+// ===========================================================================
+
+// deno-fmt-ignore
+const MSG = {
+  quits: (interactive: boolean) =>
+    interactive ? say(" (an empty line or Ctrl-D quits)", " (une ligne vide ou Ctrl-D pour finir)") : "",
+  connected: (to: string, interactive: boolean) =>
+    say(`connected to ${to}`, `connecté à ${to}`) + MSG.quits(interactive),
+  sendingUdp: (to: string, interactive: boolean) =>
+    say(`sending to ${to} over UDP`, `envoi vers ${to} en UDP`) + MSG.quits(interactive),
+  stopped: (why: string) => say(`stopped: ${why}`, `arrêt\u00a0: ${why}`),
+  endOfInput: () => say("end of input", "fin de l'entrée"),
+  emptyLine: () => say("empty line", "ligne vide"),
+  replyToFin: () => say(`reply to ${STOP_WORD}`, `réponse à ${STOP_WORD}`),
+  serverClosed: () => say("the server closed the connection", "le serveur a fermé la connexion"),
+  serverReset: () => say("the server reset the connection", "le serveur a réinitialisé la connexion"),
+  connectionFailed: (why: string) => say(`the connection failed: ${why}`, `la connexion a échoué\u00a0: ${why}`),
+  cannotPrint: (why: string) => say(`cannot print the reply: ${why}`, `impossible d'afficher la réponse\u00a0: ${why}`),
+  hintSilent: () => say(
+    `no reply after ${HINT_MS / 1000} s: the server may be busy with another client, or expect messages without a newline, as sheet 001's servers do (then use --no-newline)`,
+    `pas de réponse après ${HINT_MS / 1000} s\u00a0: le serveur est peut-être occupé avec un autre client, ou attend des messages sans saut de ligne, comme ceux de la fiche 001 (utilisez alors --no-newline)`),
+  hintUnframed: () => say(
+    "the reply has no newline: if the server expects messages without one, as sheet 001's servers do, use --no-newline",
+    "la réponse n'a pas de saut de ligne\u00a0: si le serveur attend des messages sans saut de ligne, comme ceux de la fiche 001, utilisez --no-newline"),
+  tooLarge: (bytes: number, noNewline: boolean, max: number) => say(
+    `line of ${plural(bytes, "byte")}${noNewline ? "" : " (newline included)"} not sent: one UDP datagram carries at most ${plural(max, "byte")}`,
+    `ligne de ${plural(bytes, "octet")}${noNewline ? "" : " (saut de ligne compris)"} non envoyée\u00a0: un datagramme UDP porte au plus ${plural(max, "octet")}`),
+  refused: (count: number) => say(
+    `${count} line(s) too large for a datagram were not sent`,
+    `lignes trop longues pour un datagramme, non envoyées\u00a0: ${formatCount(count)}`),
+  sendingAgain: (attempt: number) => say(
+    `no reply within ${UDP_TIMEOUT_MS} ms; sending again (try ${attempt} of ${UDP_TRIES})`,
+    `pas de réponse en ${formatCount(UDP_TIMEOUT_MS)} ms\u00a0; nouvel envoi (essai ${attempt} sur ${UDP_TRIES})`),
+  noUdpReply: (from: string) => say(
+    `no reply from ${from} after ${UDP_TRIES} tries; is the UDP server running?`,
+    `pas de réponse de ${from} après ${UDP_TRIES} essais\u00a0; le serveur UDP tourne-t-il\u00a0?`),
+  cannotSend: (to: string, why: string) => say(`cannot send to ${to}: ${why}`, `envoi vers ${to} impossible\u00a0: ${why}`),
+  udpNeedsUnstable: () => say(
+    `--udp needs the --unstable-net flag: run it as: deno run -N --unstable-net ${PROGRAM}.ts --udp`,
+    `--udp demande l'option --unstable-net\u00a0; lancez-le ainsi\u00a0: deno run -N --unstable-net ${PROGRAM}.ts --udp`),
+  noPermission: () => say(
+    `Network permission missing: run it as: ${howToRun()}`,
+    `Permission réseau manquante\u00a0; lancez-le ainsi\u00a0: ${howToRun()}`),
+  resetAtOnce: (where: string) => say(
+    `Connected to ${where}, then the server reset the connection at once`,
+    `Connecté à ${where}, puis le serveur a aussitôt réinitialisé la connexion`),
+  cannotConnect: (where: string, why: string) => say(
+    `Cannot connect to ${where}: ${why}`,
+    `Connexion à ${where} impossible\u00a0: ${why}`),
+  refusedConnection: () => say(
+    "connection refused; is the server running?",
+    "connexion refusée\u00a0; le serveur tourne-t-il\u00a0?"),
+  noSuchHost: () => say("no such host; check --host", "hôte inconnu\u00a0; vérifiez --host"),
+};
+
+/** node:util's parseArgs explains in English, sometimes over several
+ * lines: one line, in French for a French reader. */
+// deno-fmt-ignore
+const ARGS_ERRORS_FR: [RegExp, string][] = [
+  [/^Unknown option '(.*)'$/, "Option « $1 » inconnue"],
+  [/^Unexpected argument '(.*)'\. .*$/, "Argument « $1 » inattendu\u00a0: des options seulement"],
+  [/^Option '(\S+) .*argument missing$/, "L'option « $1 » attend une valeur"],
+  [/^Option '(\S+)' argument is ambiguous.*$/, "Valeur de « $1 » ambiguë\u00a0: écrivez $1=-XYZ pour une valeur qui commence par un tiret"],
+  [/^Option '(\S+)' does not take an argument$/, "L'option « $1 » ne prend pas de valeur"],
+];
+
+function describeArgsError(err: unknown): string {
+  const text = errorMessage(err).replaceAll("\n", " ");
+  const fr = ARGS_ERRORS_FR.find(([pattern]) => pattern.test(text));
+  return fr ? say(text, text.replace(...fr)) : text;
+}
+
+function usage(): string {
+  return say(
+    `Usage: ${howToRun()} [options]
+
+Line client: sends each line typed (or piped) to the server and prints its
+whole reply. Stops on an empty line, after the reply to "${STOP_WORD}", or at the
+end of input.
+
+Options:
+  --host H      server to talk to (default ${DEFAULT_HOST})
+  --port N      its port (default ${DEFAULT_PORT}; ok_server.ts: 12800)
+  --udp         talk to a UDP server, one datagram per line (needs
+                --unstable-net)
+  --no-newline  talk as sheet 001's client does, to its Python servers: each
+                line sent without its newline, one read taken as the answer
+                and printed on its own line, as the sheet's print() does
+                (a newline is added to an answer that has none; without
+                --no-newline, stdout holds the server's bytes exactly)
+  --lang L      fr or en (default: the system's language)
+  -h, --help    show this help and exit
+
+Try it: deno run -N tcp_echo.ts, then in a second terminal: ${howToRun()}`,
+    `Utilisation\u00a0: ${howToRun()} [options]
+
+Client ligne à ligne\u00a0: envoie au serveur chaque ligne tapée (ou reçue
+d'un tube) et affiche toute sa réponse. S'arrête sur une ligne vide, après
+la réponse à « ${STOP_WORD} », ou à la fin de l'entrée.
+
+Options\u00a0:
+  --host H      le serveur (défaut ${DEFAULT_HOST})
+  --port N      son port (défaut ${DEFAULT_PORT}\u00a0; ok_server.ts\u00a0: 12800)
+  --udp         parler à un serveur UDP, un datagramme par ligne (demande
+                --unstable-net)
+  --no-newline  parler comme le client de la fiche 001 à ses serveurs Python\u00a0:
+                chaque ligne envoyée sans son saut de ligne, une lecture
+                prise pour réponse et affichée sur sa ligne, comme le print()
+                de la fiche (un saut de ligne est ajouté à une réponse qui
+                n'en a pas\u00a0; sans --no-newline, la sortie standard
+                contient exactement les octets du serveur)
+  --lang L      fr ou en (défaut\u00a0: la langue du système)
+  -h, --help    afficher cette aide et quitter
+
+Essayez\u00a0: deno run -N tcp_echo.ts, puis dans un second terminal\u00a0: ${howToRun()}`,
+  );
+}
+
+// ==== COMMON BEGIN =========================================================
+// What every script of the kit needs, byte for byte the same in each (a
+// test fails if one copy drifts): the reader's language, the options every
+// script takes, ports, addresses, plurals, error text, the run() guard.
+// Each script defines PROGRAM (its name, the prefix of its lines).
+
+/** The reader's language: French when the system's locale is French
+ * (`navigator.language` follows LANG and needs no permission), English
+ * otherwise. `--lang fr|en` overrides it (takeCommonArgs). */
+let lang: "en" | "fr" = /^fr\b/i.test(navigator.language ?? "") ? "fr" : "en";
+
+/** The text for the reader's language. French text carries its own
+ * typography: a no-break space before `:` `;` `?` `!`. */
+function say(en: string, fr: string): string {
+  return lang === "fr" ? fr : en;
+}
+
+/** "tcp_echo: " or, in French, "tcp_echo : " (no-break space). */
+function prefix(): string {
+  return lang === "fr" ? `${PROGRAM}\u00a0: ` : `${PROGRAM}: `;
+}
+
+/** A mistake on the command line: one line, the usage, exit code 2. */
+class UsageError extends Error {}
+
+/** What every script accepts before its own options: a leading "--" (as
+ * `deno task X -- args` passes it) is dropped, and `--lang fr|en` (or
+ * `--lang=fr`) sets the language. Returns the other arguments. */
+function takeCommonArgs(args: string[]): string[] {
+  const rest = args[0] === "--" ? args.slice(1) : [...args];
+  for (let i = 0; i < rest.length; i++) {
+    const match = /^--lang(?:=(.*))?$/.exec(rest[i]);
+    if (!match) continue;
+    const value = match[1] ?? rest[i + 1];
+    rest.splice(i, match[1] === undefined ? 2 : 1);
+    if (value !== "fr" && value !== "en") {
+      throw new UsageError(say(
+        `Invalid language "${value ?? ""}": expected fr or en`,
+        `Langue « ${value ?? ""} » invalide\u00a0: fr ou en attendu`,
+      ));
+    }
+    lang = value;
+    i--;
+  }
+  return rest;
 }
 
 /** A port is a whole number from 0 to 65535; "7777abc" or "1e3" is not. */
-export function parsePort(text: string): number {
+function parsePort(text: string): number {
   const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
   if (!(port >= 0 && port <= 65535)) {
-    throw new UsageError(
+    throw new UsageError(say(
       `Invalid port "${text}": expected a number from 0 to 65535`,
-    );
+      `Port « ${text} » invalide\u00a0: un nombre de 0 à 65535 attendu`,
+    ));
   }
   return port;
 }
 
-// ---------------------------------------------------------------------------
-// Output: the server's bytes on stdout; our own lines on stderr, prefixed by
-// the program's name.
-
-const encoder = new TextEncoder();
-const NEWLINE = 0x0a;
-const RETURN = 0x0d;
-
-/** Our own lines (connected, stopped, problems): stderr, never mixed with
- * the replies on stdout. */
-function warn(line: string): void {
-  console.error(`${PROGRAM}: ${line}`);
+/** A count as the reader writes it: 1048576, or in French 1 048 576. */
+function formatCount(count: number): string {
+  return lang === "fr" ? count.toLocaleString("fr-FR") : String(count);
 }
 
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/** "1 client", "2 clients"; in French 0 and 1 take the singular ("0 octet",
+ * "1 octet", "2 octets"). The nouns are given in the singular. */
+function plural(count: number, noun: string, nounFr = noun): string {
+  return lang === "fr"
+    ? `${formatCount(count)} ${nounFr}${Math.abs(count) >= 2 ? "s" : ""}`
+    : `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
-/** "127.0.0.1:7777" or "[::1]:7777". An IPv4 peer of a dual-stack socket
- * appears as "::ffff:127.0.0.1"; we show it as the IPv4 address it is. */
-export function formatAddress(addr: Deno.Addr): string {
+/** Operating-system errors a reader meets, in French (Deno's own text is
+ * English: "Connection refused (os error 111)"). */
+const OS_ERRORS_FR: Record<string, string> = {
+  AddrInUse: "adresse déjà utilisée",
+  AddrNotAvailable: "adresse indisponible sur cette machine",
+  BrokenPipe: "tube rompu (le pair a fermé)",
+  ConnectionAborted: "connexion abandonnée",
+  ConnectionRefused: "connexion refusée",
+  ConnectionReset: "connexion réinitialisée par le pair",
+  NotConnected: "socket non connectée",
+  NotFound: "introuvable",
+  PermissionDenied: "permission refusée",
+  TimedOut: "délai dépassé",
+};
+
+/** The error's message, in the reader's language where it is the OS's. */
+function errorMessage(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const french = err instanceof Error ? OS_ERRORS_FR[err.name] : undefined;
+  if (lang !== "fr" || french === undefined) return text;
+  const code = /\(os error (\d+)\)/.exec(text)?.[1];
+  return code ? `${french} (erreur système ${code})` : french;
+}
+
+/** "127.0.0.1:53422" or "[::1]:53422". An IPv4 client of a dual-stack
+ * socket appears as "::ffff:127.0.0.1"; we show it as the IPv4 address it
+ * is. */
+function formatAddress(addr: Deno.Addr): string {
   if (addr.transport !== "tcp" && addr.transport !== "udp") {
     return addr.transport;
   }
@@ -721,65 +794,46 @@ export function formatAddress(addr: Deno.Addr): string {
   return host.includes(":") ? `[${host}]:${addr.port}` : `${host}:${addr.port}`;
 }
 
-/** write() may take only part of the bytes; loop until all are written. */
-async function writeAll(
-  writer: { write(p: Uint8Array): Promise<number> },
-  bytes: Uint8Array,
-): Promise<void> {
-  while (bytes.length > 0) {
-    const n = await writer.write(bytes);
-    bytes = bytes.subarray(n);
-  }
-}
-
 function closeQuietly(resource: { close(): void }): void {
   try {
     resource.close();
   } catch {
-    // Already closed (by the server's reset, or by us): nothing to do.
+    // Already closed (by shutdown, or by the peer's reset): nothing to do.
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Runs main() and exits with its code. Every error a user can cause is
+ * handled where it happens; anything else, even an error no one awaited,
+ * still ends as one line on stderr and exit code 1, never a stack trace. */
+async function run(main: (args: string[]) => Promise<number>): Promise<void> {
+  const unexpected = (err: unknown) => {
+    console.error(
+      `${prefix()}${say("unexpected error", "erreur inattendue")}${
+        say(": ", "\u00a0: ")
+      }${errorMessage(err)}`,
+    );
+    Deno.exit(1);
+  };
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    unexpected(event.reason);
+  });
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    unexpected(event.error);
+  });
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (err) {
+    return unexpected(err);
+  }
+  Deno.exit(code);
 }
 
-// ---------------------------------------------------------------------------
-// Errors: one line saying what to do
-
-/** "localhost:7777" or "[::1]:7777", as the user named the server. */
-function describeTarget(options: Options): string {
-  const { host, port } = options;
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/** Turns a failure to reach the server into one line saying what to do. */
-export function describeConnectError(err: unknown, options: Options): string {
-  const where = describeTarget(options);
-  // node:dns (used for UDP) reports its errors as codes: EPERM is Deno's
-  // missing permission, ENOTFOUND an unknown name.
-  const code = (err as { code?: unknown }).code;
-  if (err instanceof Deno.errors.NotCapable || code === "EPERM") {
-    return `Network permission missing: run it as: ${howToRun()}`;
-  }
-  // The connection was made, and the server reset it before Deno had
-  // finished setting it up: it is not a failure to connect.
-  if (err instanceof Deno.errors.ConnectionReset) {
-    return `Connected to ${where}, then the server reset the connection at once`;
-  }
-  if (err instanceof Deno.errors.ConnectionRefused) {
-    return `Cannot connect to ${where}: connection refused; is the server running?`;
-  }
-  if (
-    code === "ENOTFOUND" || /failed to lookup address/.test(errorMessage(err))
-  ) {
-    return `Cannot connect to ${where}: no such host; check --host`;
-  }
-  return `Cannot connect to ${where}: ${errorMessage(err)}`;
-}
+// ==== COMMON END ===========================================================
 
 // Last, so that every constant above is initialised before main() runs.
-
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  await run(main);
 }
