@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import {
+  Child,
   closeQuietly,
   concat,
   copyAlone,
@@ -25,6 +26,7 @@ import {
   ROOT_DIR,
   sameBytes,
   scriptExists,
+  sleep,
   startServer,
   stillPending,
   taskFlags,
@@ -532,14 +534,19 @@ class ClientProcess implements AsyncDisposable {
   #wakers = new Set<() => void>();
   #reading: Promise<void>;
 
-  constructor(command: string, args: string[], cwd = ROOT_DIR) {
+  constructor(
+    command: string,
+    args: string[],
+    cwd = ROOT_DIR,
+    env: Record<string, string> = {},
+  ) {
     this.process = new Deno.Command(command, {
       args,
       cwd,
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1", TERM: "dumb" },
+      env: { NO_COLOR: "1", TERM: "dumb", ...env },
     }).spawn();
     this.#reading = Promise.all([
       this.#collect(this.process.stdout, this.#stdout),
@@ -558,19 +565,40 @@ class ClientProcess implements AsyncDisposable {
     return concat(this.#stdout);
   }
 
+  get stderr(): string {
+    return text(concat(this.#stderr));
+  }
+
   /** Waits until stdout contains `expected` (bounded). */
-  async waitForStdout(expected: string): Promise<void> {
+  waitForStdout(expected: string | RegExp): Promise<void> {
+    return this.#waitFor("stdout", () => text(this.stdout), expected);
+  }
+
+  /** Waits until stderr contains `expected` (bounded). */
+  waitForStderr(expected: string | RegExp): Promise<void> {
+    return this.#waitFor("stderr", () => this.stderr, expected);
+  }
+
+  async #waitFor(
+    name: string,
+    output: () => string,
+    expected: string | RegExp,
+  ): Promise<void> {
+    const found = () =>
+      typeof expected === "string"
+        ? output().includes(expected)
+        : expected.test(output());
     let wake = () => {};
     await within(
       new Promise<void>((resolve) => {
         wake = () => {
-          if (text(this.stdout).includes(expected)) resolve();
+          if (found()) resolve();
         };
         this.#wakers.add(wake);
         wake();
       }),
-      `stdout to contain ${JSON.stringify(expected)}; so far: ${
-        JSON.stringify(text(this.stdout))
+      `${name} to contain ${String(expected)}; so far: ${
+        JSON.stringify(output())
       }`,
     ).finally(() => this.#wakers.delete(wake));
   }
@@ -601,9 +629,11 @@ class ClientProcess implements AsyncDisposable {
 function spawnClient(
   args: string[],
   flags = taskFlags(SCRIPT),
+  env: Record<string, string> = {},
 ): ClientProcess {
   const path = fromFileUrl(new URL(SCRIPT, ROOT));
-  return new ClientProcess(Deno.execPath(), ["run", ...flags, path, ...args]);
+  const command = ["run", ...flags, path, ...args];
+  return new ClientProcess(Deno.execPath(), command, ROOT_DIR, env);
 }
 
 /** Runs the client with `input` piped to its stdin, then closed. */
@@ -611,8 +641,9 @@ async function runClient(
   args: string[],
   input: string | Uint8Array = "",
   flags?: string[],
+  env?: Record<string, string>,
 ): Promise<Done> {
-  await using client = spawnClient(args, flags);
+  await using client = spawnClient(args, flags, env);
   const writer = client.process.stdin.getWriter();
   const feeding = (async () => {
     try {
@@ -908,3 +939,276 @@ Deno.test("error lines: refused, reset right after connect, permission, disconne
     "the server reset the connection",
   );
 });
+
+// ---------------------------------------------------------------------------
+// --no-newline: each answer on its own line (issue 21), bytes kept exact
+
+Deno.test("--no-newline, piped: each answer ends its line; the bytes received are printed exactly", async () => {
+  const odd = Uint8Array.of(0x68, 0xc3, 0xa9, 0xff, 0xfe, 0); // "hé", invalid
+  const answers = [utf8("OK"), odd, utf8("has its own\n")];
+  await using fake = fakeTcpServer(async (conn) => {
+    const buffer = new Uint8Array(1024);
+    for (const answer of answers) {
+      await within(conn.read(buffer), "a message");
+      await writeAll(conn, answer);
+    }
+    await within(conn.read(buffer), "the client to leave");
+  });
+  const done = await runClient(
+    ["--port", String(fake.port), "--no-newline"],
+    "un\ndeux\ntrois\n",
+  );
+  await fake.handled;
+  assert.equal(done.code, 0, done.stderr);
+  // A newline after each answer that had none; nothing else added.
+  const expected = concat([
+    utf8("OK\n"),
+    odd,
+    utf8("\n"),
+    utf8("has its own\n"),
+  ]);
+  assert.ok(sameBytes(done.stdout, expected), JSON.stringify(done.stdout));
+  assert.doesNotMatch(done.stderr, /--no-newline/); // no hint in this mode
+});
+
+Deno.test("--udp --no-newline: an answer without a newline ends its line too", async () => {
+  await using echo = fakeUdpEcho(IPV4);
+  const done = await runClient(
+    ["--udp", "--no-newline", "--host", IPV4.host, "--port", String(echo.port)],
+    "un\ndeux\n",
+  );
+  assert.equal(done.code, 0, done.stderr);
+  assert.equal(text(done.stdout), "un\ndeux\n");
+  assert.deepEqual(echo.received, ["un", "deux"]);
+});
+
+/** Runs the client on a pseudo-terminal (script(1)), as a person would. */
+function onTerminal(
+  args: string[],
+  { flags = taskFlags(SCRIPT), env = {} as Record<string, string> } = {},
+): ClientProcess {
+  const path = fromFileUrl(new URL(SCRIPT, ROOT));
+  // `exec`: no shell stays between script(1) and Deno to take a Ctrl-C.
+  const command = ["exec", Deno.execPath(), "run", ...flags, path, ...args]
+    .join(" ");
+  return new ClientProcess(
+    "script",
+    ["-qfec", command, "/dev/null"],
+    ROOT_DIR,
+    {
+      ...env,
+    },
+  );
+}
+
+Deno.test({
+  name:
+    `--no-newline on a terminal: each answer on its own line, the prompt and our last line after it${
+      ptyMissing ? ` (ignored: ${ptyMissing})` : ""
+    }`,
+  ignore: ptyMissing !== "",
+  async fn() {
+    await using server = sheetOkServer();
+    await using terminal = onTerminal([
+      "--port",
+      String(server.port),
+      "--no-newline",
+    ]);
+    const writer = terminal.process.stdin.getWriter();
+    try {
+      await terminal.waitForStdout(" quits)\r\n> ");
+      await writer.write(utf8("un\n"));
+      await terminal.waitForStdout("> un\r\nOK\r\n> ");
+      await writer.write(utf8("fin\n"));
+      const done = await terminal.finished();
+      assert.equal(done.code, 0, text(done.stdout));
+      // Before issue 21: "> fin\r\nOKclient: stopped: reply to fin".
+      assert.match(
+        text(done.stdout),
+        /> fin\r\nOK\r\nclient: stopped: reply to fin\r\n$/,
+      );
+    } finally {
+      await writer.close().catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    `on a terminal, a reply without a newline: our next line still starts its own${
+      ptyMissing ? ` (ignored: ${ptyMissing})` : ""
+    }`,
+  ignore: ptyMissing !== "",
+  async fn() {
+    await using fake = fakeTcpServer(async (conn) => {
+      await readLine(conn);
+      await writeAll(conn, utf8("OK"));
+      await readLine(conn);
+    });
+    await using terminal = onTerminal(["--port", String(fake.port)]);
+    const writer = terminal.process.stdin.getWriter();
+    try {
+      await terminal.waitForStdout(" quits)\r\n> ");
+      await writer.write(utf8("fin\n"));
+      const done = await terminal.finished();
+      assert.equal(done.code, 0, text(done.stdout));
+      // "OK", then the hint and the stop line, each at a line's start.
+      assert.match(
+        text(done.stdout),
+        /> fin\r\nOK\r\nclient: the reply has no newline: [^\r\n]*--no-newline\r\nclient: stopped: reply to fin\r\n$/,
+      );
+    } finally {
+      await writer.close().catch(() => {});
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------
+// The hint: a server that may expect messages without a newline (issue 21)
+
+const HINT_MS = 3000;
+const SILENT_HINT =
+  "client: no reply after 3 s: the server may be busy with another client, or expect messages without a newline, as sheet 001's servers do (then use --no-newline)";
+const UNFRAMED_HINT =
+  "client: the reply has no newline: if the server expects messages without one, as sheet 001's servers do, use --no-newline";
+
+Deno.test("a server silent for 3 s after a line: one hint, once; the client goes on when it answers", async () => {
+  let hintSeen = () => {};
+  const hinted = new Promise<void>((resolve) => hintSeen = resolve);
+  const order: string[] = [];
+  await using fake = fakeTcpServer(async (conn) => {
+    // A server that waits for something else than a newline: it answers
+    // only once the client has given its hint (no timing guess), ...
+    order.push(text(await readLine(conn)));
+    await within(hinted, "the hint");
+    await writeAll(conn, utf8("late\n"));
+    // ... then is silent again for longer than the hint's delay: no
+    // second hint may come.
+    order.push(text(await readLine(conn)));
+    await sleep(HINT_MS + 1500);
+    await writeAll(conn, utf8("later\n"));
+    order.push(text(await readLine(conn)));
+  });
+  await using client = spawnClient(["--port", String(fake.port)]);
+  const writer = client.process.stdin.getWriter();
+  try {
+    await writer.write(utf8("one\ntwo\n"));
+    await writer.close();
+    await client.waitForStderr(SILENT_HINT);
+    hintSeen();
+    const done = await client.finished();
+    await fake.handled;
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(text(done.stdout), "late\nlater\n");
+    assert.deepEqual(order, ["one", "two", ""]);
+    assert.deepEqual(done.stderr.trimEnd().split("\n"), [
+      `client: connected to 127.0.0.1:${fake.port}`,
+      SILENT_HINT,
+      "client: stopped: end of input",
+    ]);
+  } finally {
+    await writer.close().catch(() => {});
+  }
+});
+
+Deno.test("sheet 001's own server, run without --no-newline: one hint to use it, once; replies still printed", async () => {
+  const server = new Child("python3", [
+    `${ROOT_DIR}bench/peers/sheet001_server.py`,
+    "0",
+  ]);
+  try {
+    const ready = /sur le port (\d+)$/;
+    const port = Number((await server.stdout.waitFor(ready)).match(ready)![1]);
+    const done = await runClient(
+      ["--host", "127.0.0.1", "--port", String(port)],
+      "un\ndeux\nfin\n",
+    );
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(text(done.stdout), "OKOKOK");
+    assert.deepEqual(done.stderr.trimEnd().split("\n"), [
+      `client: connected to 127.0.0.1:${port}`,
+      UNFRAMED_HINT,
+      "client: stopped: reply to fin",
+    ]);
+  } finally {
+    // Its recv() returns b"" for ever once we left (the sheet's weakness).
+    await server[Symbol.asyncDispose]();
+  }
+});
+
+Deno.test("no hint when every reply ends with a newline, nor with --no-newline", async () => {
+  await using server = await startServer("tcp_echo.ts");
+  const done = await runClient(["--port", String(server.port)], "a\nb\n");
+  assert.doesNotMatch(done.stderr, /hint|--no-newline/);
+  await using sheet = sheetOkServer();
+  const unframed = await runClient(
+    ["--port", String(sheet.port), "--no-newline"],
+    "un\nfin\n",
+  );
+  assert.equal(unframed.code, 0, unframed.stderr);
+  assert.doesNotMatch(unframed.stderr, /--no-newline/);
+});
+
+// ---------------------------------------------------------------------------
+// One permission prompt (issue 21): without -N, on a terminal
+
+for (const udp of [false, true]) {
+  for (const yes of [true, false]) {
+    const mode = udp ? "--udp" : "TCP";
+    const what = yes
+      ? "yes: it works, no second prompt"
+      : "no: our one-line message, exit 1";
+    Deno.test({
+      name: `${mode} without -N on a terminal: one prompt; ${what}${
+        ptyMissing ? ` (ignored: ${ptyMissing})` : ""
+      }`,
+      ignore: ptyMissing !== "",
+      fn: () => promptOnce(udp, yes),
+    });
+  }
+}
+
+async function promptOnce(udp: boolean, yes: boolean): Promise<void> {
+  await using server = await startServer(udp ? "udp_echo.ts" : "tcp_echo.ts");
+  const args = ["--host", "127.0.0.1", "--port", String(server.port)];
+  await using terminal = onTerminal(udp ? [...args, "--udp"] : args, {
+    flags: taskFlags(SCRIPT).filter((f) => f !== "-N"),
+  });
+  const writer = terminal.process.stdin.getWriter();
+  try {
+    await terminal.waitForStdout(/Allow\?.*> /);
+    // Deno discards what was typed before its prompt reads: type the answer
+    // until Deno confirms it (bounded). A "y" typed once too often is a
+    // line for the client, echoed like any other.
+    const answered = terminal.waitForStdout(/Granted|Denied/);
+    for (let i = 0; i < 50; i++) {
+      await writer.write(utf8(yes ? "y\n" : "n\n"));
+      if (!(await stillPending(answered, 200))) break;
+    }
+    await answered;
+    if (yes) {
+      await terminal.waitForStdout(" quits)\r\n> ");
+      await writer.write(utf8("hello\n"));
+      await terminal.waitForStdout("> hello\r\nhello\r\n> ");
+      await writer.write(utf8("\n"));
+    }
+    const done = await terminal.finished();
+    const screen = text(done.stdout);
+    assert.equal(screen.match(/Deno requests/g)?.length, 1, screen);
+    if (yes) {
+      assert.equal(done.code, 0, screen);
+      assert.match(screen, /\r\nclient: stopped: empty line\r\n$/);
+    } else {
+      assert.equal(done.code, 1, screen);
+      assert.ok(
+        screen.endsWith(
+          `\r\nclient: Network permission missing: run it as: ${RUN_LINE}\r\n`,
+        ),
+        screen,
+      );
+      assertNoStackTrace(screen);
+    }
+  } finally {
+    await writer.close().catch(() => {});
+  }
+}
