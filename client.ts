@@ -218,9 +218,10 @@ class Replies {
         this.gone = describeDisconnect(err);
       }
       if (n === null) break;
+      const bytes = buffer.subarray(0, n);
       // Awaiting stdout before reading more bounds memory when stdout is
       // slower than the network.
-      await printReply(buffer.subarray(0, n), oneRead).catch((err) => {
+      await printReply(bytes, oneRead).catch((err) => {
         this.gone = MSG.cannotPrint(errorMessage(err));
       });
       this.received += n;

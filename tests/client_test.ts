@@ -1212,3 +1212,196 @@ async function promptOnce(udp: boolean, yes: boolean): Promise<void> {
     await writer.close().catch(() => {});
   }
 }
+
+// ---------------------------------------------------------------------------
+// French (LANG=fr_FR.UTF-8 or --lang fr), English otherwise (LANG=C)
+
+const FR = { LANG: "fr_FR.UTF-8", LC_ALL: "fr_FR.UTF-8" };
+const C = { LANG: "C", LC_ALL: "C" };
+/** French puts a no-break space before ":" ";" "?" "!". */
+const NBSP = "\u00a0";
+
+Deno.test("LANG=fr_FR.UTF-8: the session's lines in French; the replies untouched", async () => {
+  await using server = await startServer("tcp_echo.ts");
+  const done = await runClient(
+    ["--host", "127.0.0.1", "--port", String(server.port)],
+    "bonjour\nfin\n",
+    undefined,
+    FR,
+  );
+  assert.equal(done.code, 0, done.stderr);
+  assert.equal(text(done.stdout), "bonjour\nfin\n");
+  assert.equal(
+    done.stderr,
+    `client${NBSP}: connecté à 127.0.0.1:${server.port}\n` +
+      `client${NBSP}: arrêt${NBSP}: réponse à fin\n`,
+  );
+});
+
+Deno.test("LANG=fr_FR.UTF-8: errors, --udp retries and too large lines in French", async () => {
+  const port = await freeTcpPort();
+  const refused = await runClient(
+    ["--port", String(port)],
+    "a\n",
+    undefined,
+    FR,
+  );
+  assert.equal(refused.code, 1);
+  assert.equal(
+    refused.stderr,
+    `client${NBSP}: Connexion à localhost:${port} impossible${NBSP}: connexion refusée${NBSP}; le serveur tourne-t-il${NBSP}?\n`,
+  );
+  const noNet = await runClient(["--udp"], "a\n", [], FR);
+  assert.equal(
+    noNet.stderr,
+    `client${NBSP}: Permission réseau manquante${NBSP}; lancez-le ainsi${NBSP}: deno run -N client.ts\n`,
+  );
+  const noUnstable = await runClient(
+    ["--udp"],
+    "a\n",
+    ["--no-config", ...taskFlags(SCRIPT)],
+    FR,
+  );
+  assert.equal(
+    noUnstable.stderr,
+    `client${NBSP}: --udp demande l'option --unstable-net${NBSP}; lancez-le ainsi${NBSP}: deno run -N --unstable-net client.ts --udp\n`,
+  );
+  await using echo = fakeUdpEcho(IPV4, { drop: 1 });
+  const udp = await runClient(
+    ["--udp", "--host", IPV4.host, "--port", String(echo.port)],
+    `perdu une fois\n${"x".repeat(65507)}\n`,
+    undefined,
+    FR,
+  );
+  assert.equal(udp.code, 1);
+  assert.equal(text(udp.stdout), "perdu une fois\n");
+  // Grouped numbers: a narrow no-break space, as fr-FR writes them.
+  assert.deepEqual(udp.stderr.trimEnd().split("\n"), [
+    `client${NBSP}: envoi vers 127.0.0.1:${echo.port} en UDP`,
+    `client${NBSP}: pas de réponse en 1\u202f000 ms${NBSP}; nouvel envoi (essai 2 sur 3)`,
+    `client${NBSP}: ligne de 65\u202f508 octets (saut de ligne compris) non envoyée${NBSP}: un datagramme UDP porte au plus 65\u202f507 octets`,
+    `client${NBSP}: arrêt${NBSP}: fin de l'entrée`,
+    `client${NBSP}: lignes trop longues pour un datagramme, non envoyées${NBSP}: 1`,
+  ]);
+});
+
+Deno.test("LANG=fr_FR.UTF-8: the hint in French", async () => {
+  await using fake = fakeTcpServer(async (conn) => {
+    await readLine(conn);
+    await writeAll(conn, utf8("OK"));
+    await readLine(conn);
+  });
+  const done = await runClient(
+    ["--port", String(fake.port)],
+    "fin\n",
+    undefined,
+    FR,
+  );
+  assert.equal(done.code, 0, done.stderr);
+  assert.match(
+    done.stderr,
+    /\nclient\u00a0: la réponse n'a pas de saut de ligne\u00a0: si le serveur attend des messages sans saut de ligne, comme ceux de la fiche 001, utilisez --no-newline\n/,
+  );
+});
+
+Deno.test("LANG=fr_FR.UTF-8: --help and usage errors in French", async () => {
+  const help = await runClient(["--help"], "", undefined, FR);
+  assert.equal(help.code, 0);
+  const usage = text(help.stdout);
+  assert.ok(
+    usage.startsWith(`Utilisation${NBSP}: deno run -N client.ts [options]\n`),
+    usage,
+  );
+  assert.match(usage, /--no-newline +parler comme le client de la fiche 001/);
+  assert.match(usage, /la sortie standard\s+contient exactement les octets/);
+  assert.doesNotMatch(usage, /\bthe\b|\bdefault\b/);
+  for (
+    const [args, line] of [
+      [["--nope"], "Option « --nope » inconnue"],
+      [
+        ["--port", "12ab"],
+        `Port « 12ab » invalide${NBSP}: un nombre de 0 à 65535 attendu`,
+      ],
+      [["--lang"], `Langue «  » invalide${NBSP}: fr ou en attendu`],
+    ] as const
+  ) {
+    const done = await runClient([...args], "", undefined, FR);
+    assert.equal(done.code, 2);
+    const [first, second] = done.stderr.split("\n");
+    assert.equal(first, `client${NBSP}: ${line}`);
+    assert.match(second, /^Utilisation\u00a0: /);
+    assertNoStackTrace(done.stderr);
+  }
+});
+
+Deno.test("--lang overrides the system's language; LANG=C is English; a leading -- is dropped", async () => {
+  const firstLine = async (args: string[], env: Record<string, string>) => {
+    const done = await runClient(args, "", undefined, env);
+    assert.equal(done.code, 0, done.stderr);
+    return text(done.stdout).split("\n")[0];
+  };
+  const french = `Utilisation${NBSP}: ${RUN_LINE} [options]`;
+  assert.equal(await firstLine(["--help"], C), USAGE_START);
+  assert.equal(await firstLine(["--help"], FR), french);
+  assert.equal(await firstLine(["--lang", "fr", "-h"], C), french);
+  assert.equal(await firstLine(["-h", "--lang=en"], FR), USAGE_START);
+  assert.equal(await firstLine(["--", "--help"], C), USAGE_START);
+  await using server = await startServer("tcp_echo.ts");
+  const english = await runClient(
+    ["--", "--port", String(server.port), "--host", "127.0.0.1"],
+    "hi\n",
+    undefined,
+    C,
+  );
+  assert.equal(
+    english.stderr,
+    `client: connected to 127.0.0.1:${server.port}\nclient: stopped: end of input\n`,
+  );
+});
+
+Deno.test({
+  name: `LANG=fr_FR.UTF-8 on a terminal: the prompt line in French${
+    ptyMissing ? ` (ignored: ${ptyMissing})` : ""
+  }`,
+  ignore: ptyMissing !== "",
+  async fn() {
+    await using server = await startServer("tcp_echo.ts");
+    // (The shell of script(1) may warn that this machine lacks the
+    // locale: Deno needs only the variable.)
+    await using terminal = onTerminal(["--port", String(server.port)], {
+      env: FR,
+    });
+    const writer = terminal.process.stdin.getWriter();
+    try {
+      await terminal.waitForStdout(" pour finir)\r\n> ");
+      await writer.write(utf8("\n"));
+      const done = await terminal.finished();
+      assert.match(
+        text(done.stdout),
+        /(?:^|\n)client\u00a0: connecté à \S+:\d+ \(une ligne vide ou Ctrl-D pour finir\)\r\n> \r\nclient\u00a0: arrêt\u00a0: ligne vide\r\n$/,
+      );
+    } finally {
+      await writer.close().catch(() => {});
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------
+// The header card
+
+Deno.test("header: a card of at most 40 lines whose ↔ map names code the file has", () => {
+  const source = Deno.readTextFileSync(new URL(SCRIPT, ROOT));
+  const lines = source.split("\n");
+  const end = lines.indexOf(" */");
+  assert.ok(end >= 0 && end < 40, `header ends at line ${end + 1}`);
+  const code = lines.slice(end + 1).filter((l) => !/^\s*(\*|\/\/)/.test(l))
+    .join("\n");
+  const rights = lines.slice(0, end).filter((l) => l.includes("↔"))
+    .map((l) => l.slice(l.indexOf("↔") + 1));
+  assert.ok(rights.length >= 5, "no ↔ map");
+  for (const right of rights.slice(1)) {
+    for (const [, fragment] of right.matchAll(/`([^`]+)`/g)) {
+      assert.ok(code.includes(fragment), `not in the code: ${fragment}`);
+    }
+  }
+});
