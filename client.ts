@@ -48,8 +48,7 @@ const PROGRAM = "client";
 const DEFAULT_HOST = "localhost";
 /** The sheet's port (ok_server.ts listens on 12800: use --port 12800). */
 const DEFAULT_PORT = 7777;
-/** Read size for the socket and for stdin: one step, not a limit. */
-const BUFFER_SIZE = 64 * 1024;
+const BUFFER_SIZE = 64 * 1024; // read size, socket and stdin: not a limit
 /** The sheet-001 word that ends the conversation, once answered. */
 const STOP_WORD = "fin";
 const NEWLINE = 0x0a;
@@ -368,8 +367,8 @@ export function concat(chunks: Uint8Array[]): Uint8Array {
 // ---------------------------------------------------------------------------
 // UDP: one datagram per line, with a timeout and retries
 
-/** Datagrams can be lost: a line is sent again when no reply came within
- * UDP_TIMEOUT_MS, UDP_TRIES times in all before giving up. */
+/** Datagrams get lost: a line is sent again after UDP_TIMEOUT_MS without a
+ * reply, UDP_TRIES times in all. */
 const UDP_TIMEOUT_MS = 1000;
 const UDP_TRIES = 3;
 /** The largest payload of one datagram: 65535 minus the 8-byte UDP header
@@ -384,9 +383,8 @@ async function talkUdp(
   if (typeof Deno.listenDatagram !== "function") {
     return failed(MSG.udpNeedsUnstable());
   }
-  // Without -N, Deno would ask three times (the name's lookup, our socket,
-  // the server's address), and a "no" would end in its own message: ask
-  // once, for the network, as the servers do. With -N this asks nothing.
+  // Without -N, Deno would ask three times (the lookup, our socket, the
+  // server's address): ask once, for the network. With -N, nothing.
   const net = { name: "net" } as const;
   if (Deno.permissions.requestSync(net).state !== "granted") {
     return failed(MSG.noPermission());
@@ -439,13 +437,12 @@ async function talkUdp(
 }
 
 /** Returns exchange(datagram): sends it and waits for the server's reply,
- * sending it again when none comes in time (UDP does not resend lost
- * datagrams, the application must); null, having said why, when no reply
- * ever came. Deno cannot cancel a receive(): one that timed out is kept and
- * awaited again next time instead of starting a second one. */
+ * sending it again when none comes in time (UDP does not resend, the
+ * application must); null, having said why, when none ever came. */
 function udpExchange(socket: Deno.DatagramConn, server: Deno.NetAddr) {
   // Big enough for any UDP payload: a smaller one cuts datagrams silently.
   const buffer = new Uint8Array(65536);
+  // Deno cannot cancel a receive(): one that timed out is awaited next time.
   let pending: Promise<[Uint8Array, Deno.Addr]> | null = null;
   const receive = async (deadline: number) => {
     while (Date.now() < deadline) {
@@ -516,20 +513,17 @@ export function parseOptions(args: string[]) {
   return { host, port, udp, noNewline: values["no-newline"] };
 }
 
-/** True while the terminal's cursor follows a reply that did not end its
- * line: our next line there starts with a newline. */
+/** The terminal's cursor follows a reply that did not end its line. */
 let lineOpen = false;
 
-/** Our own lines (connected, stopped, problems): on stderr, never mixed
- * with the replies on stdout. */
+/** Our own lines, on stderr: never mixed with the replies on stdout. */
 function warn(line: string): void {
   const newline = lineOpen && Deno.stderr.isTerminal() ? "\n" : "";
   lineOpen = false;
   console.error(`${newline}${prefix()}${line}`);
 }
 
-/** The `> ` prompt of sheet 001, at the start of a line: only for a person
- * at a terminal, and on stderr too. */
+/** The `> ` prompt of sheet 001 (on stderr), for a person at a terminal. */
 function showPrompt(interactive: boolean): void {
   if (!interactive) return;
   Deno.stderr.writeSync(new TextEncoder().encode(lineOpen ? "\n> " : "> "));
@@ -544,9 +538,7 @@ async function writeAll(
   while (bytes.length > 0) bytes = bytes.subarray(await writer.write(bytes));
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
 /** Turns a failure to reach the server into one line saying what to do. */
 export function describeConnectError(err: unknown, options: Options): string {
@@ -645,15 +637,13 @@ function usage(): string {
   return say(
     `Usage: ${howToRun()} [options]
 
-Line client: sends each line typed (or piped) to the server and prints its
-whole reply. Stops on an empty line, after the reply to "${STOP_WORD}", or at the
-end of input.
+Sends each line typed (or piped) to the server and prints its whole reply.
+Stops on an empty line, after the reply to "${STOP_WORD}", or at the end of input.
 
 Options:
   --host H      server to talk to (default ${DEFAULT_HOST})
   --port N      its port (default ${DEFAULT_PORT}; ok_server.ts: 12800)
-  --udp         talk to a UDP server, one datagram per line (needs
-                --unstable-net)
+  --udp         talk to a UDP server, one datagram per line
   --no-newline  talk as sheet 001's client does, to its Python servers: each
                 line sent without its newline, one read taken as the answer
                 and printed on its own line, as the sheet's print() does
@@ -665,15 +655,14 @@ Options:
 Try it: deno run -N tcp_echo.ts, then in a second terminal: ${howToRun()}`,
     `Utilisation\u00a0: ${howToRun()} [options]
 
-Client ligne à ligne\u00a0: envoie au serveur chaque ligne tapée (ou reçue
-d'un tube) et affiche toute sa réponse. S'arrête sur une ligne vide, après
-la réponse à « ${STOP_WORD} », ou à la fin de l'entrée.
+Envoie au serveur chaque ligne tapée (ou reçue d'un tube) et affiche toute sa
+réponse. S'arrête sur une ligne vide, après la réponse à « ${STOP_WORD} », ou à la
+fin de l'entrée.
 
 Options\u00a0:
   --host H      le serveur (défaut ${DEFAULT_HOST})
   --port N      son port (défaut ${DEFAULT_PORT}\u00a0; ok_server.ts\u00a0: 12800)
-  --udp         parler à un serveur UDP, un datagramme par ligne (demande
-                --unstable-net)
+  --udp         parler à un serveur UDP, un datagramme par ligne
   --no-newline  parler comme le client de la fiche 001 à ses serveurs Python\u00a0:
                 chaque ligne envoyée sans son saut de ligne, une lecture
                 prise pour réponse et affichée sur sa ligne, comme le print()
