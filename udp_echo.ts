@@ -328,7 +328,7 @@ const MSG = {
     `port source inférieur à ${FIRST_UNPRIVILEGED_PORT} (garde anti-boucle\u00a0; --allow-any-port la lève)`),
   guardOwn: () => say(
     "source port is this server's own (loop guard; --allow-any-port lifts it)",
-    "port source de ce serveur lui-même (garde anti-boucle\u00a0; --allow-any-port la lève)"),
+    "port source égal à celui de ce serveur (garde anti-boucle\u00a0; --allow-any-port la lève)"),
   cannotSend: (why: string) => say(`cannot send the echo: ${why}`, `écho impossible\u00a0: ${why}`),
   cannotReceive: (why: string) => say(
     `cannot receive datagrams: ${why}; retrying`,
@@ -350,7 +350,7 @@ const MSG = {
     "adresse déjà utilisée\u00a0; arrêtez l'autre serveur (voir\u00a0: ss -ulnp) ou choisissez un autre --port"),
   lowPort: () => say(
     `permission denied; ports below 1024 need root, choose --port ${DEFAULT_PORT}`,
-    `permission refusée\u00a0; les ports sous 1024 sont à root, choisissez --port ${DEFAULT_PORT}`),
+    `permission refusée\u00a0; les ports sous 1024 sont réservés à root, choisissez --port ${DEFAULT_PORT}`),
   noSuchAddr: () => say(
     "this machine has no such address; check --host",
     "cette machine n'a pas cette adresse\u00a0; vérifiez --host"),
