@@ -326,21 +326,23 @@ export class LineReader {
 
   /** The next line, or null at the end of input. */
   async next(): Promise<Uint8Array | null> {
+    const pieces: Uint8Array[] = []; // of a line longer than one read
     for (;;) {
       const split = splitLine(this.#pending);
       if (split !== null) {
-        const [line] = split;
         this.#pending = split[1];
+        const line = concat([...pieces, split[0]]);
         return line.at(-1) === 0x0d ? line.subarray(0, -1) : line; // "\r"
       }
+      pieces.push(this.#pending);
+      this.#pending = new Uint8Array(0);
       if (this.#ended) {
-        const last = this.#pending;
-        this.#pending = new Uint8Array(0);
+        const last = concat(pieces);
         return last.length > 0 ? last : null;
       }
       const n = await this.source.read(this.#buffer);
       if (n === null) this.#ended = true;
-      else this.#pending = concat([this.#pending, this.#buffer.subarray(0, n)]);
+      else this.#pending = this.#buffer.slice(0, n); // a copy: buffer is reused
     }
   }
 }
