@@ -553,7 +553,4 @@ async function run(main: (args: string[]) => Promise<number>): Promise<void> {
 
 // ==== COMMON END ===========================================================
 
-// Last, so that every constant above is initialised before main() runs.
-if (import.meta.main) {
-  await run(main);
-}
+if (import.meta.main) await run(main);
