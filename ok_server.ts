@@ -350,31 +350,20 @@ const MAX_MAX_LINE = 16 * 1024 * 1024;
 /** Set from --max-line by main(). */
 let maxLine = DEFAULT_MAX_LINE;
 
-/** A line too long: say so, then close without losing the error line.
- * `read` gives the client's next bytes. Returns how the client ended. */
-async function refuseLongLine(
-  conn: Deno.TcpConn,
-  read: () => Promise<unknown>,
-): Promise<string> {
-  await writeAll(
-    conn,
-    encoder.encode(`ERROR line too long (max ${maxLine} bytes)\n`),
-  );
-  await linger(conn, read);
-  return TEXT.tooLong();
-}
-
 /** After the error line, we read and throw away what the client still
  * sends for this long: closing with unread input sends a reset, which can
  * destroy our error line before it is read (Apache's "lingering close"). */
 const LINGER_MS = 2000;
 
-/** Sends our FIN, then reads and throws away what the client still sends,
- * until it closes or LINGER_MS have passed. */
-async function linger(
+/** A line too long: say so, send our FIN, then read and throw away what the
+ * client still sends (`read` gives it), until it closes or LINGER_MS have
+ * passed. Returns how the client ended. */
+async function refuseLongLine(
   conn: Deno.TcpConn,
   read: () => Promise<unknown>,
-): Promise<void> {
+): Promise<string> {
+  const error = `ERROR line too long (max ${maxLine} bytes)\n`;
+  await writeAll(conn, encoder.encode(error));
   await conn.closeWrite();
   const timer = setTimeout(() => closeQuietly(conn), LINGER_MS);
   try {
@@ -386,6 +375,7 @@ async function linger(
   } finally {
     clearTimeout(timer);
   }
+  return TEXT.tooLong();
 }
 
 // ===========================================================================

@@ -297,8 +297,7 @@ function runThread(): void {
   };
 }
 
-// select_echo.ts's lesson, word for word (a test checks): the accept loop
-// and the client loop, here run by each thread on its own clients.
+// select_echo.ts's lesson, word for word (a test checks), in each thread.
 // ---- SELECT LESSON BEGIN ---------------------------------------------------
 /** Clients arriving together wait in this kernel queue until accept() takes
  * them; accept() is quick here, so a long queue only absorbs bursts (511 is
@@ -384,10 +383,6 @@ async function main(args: string[]): Promise<number> {
     warn(missing);
     return 1;
   }
-  if (!netPermission()) {
-    warn(describeListenError(new Deno.errors.NotCapable(), options));
-    return 1;
-  }
 
   let listeners: Deno.TcpListener[];
   try {
@@ -441,7 +436,7 @@ function listenShared(addresses: Deno.NetAddr[]): Deno.TcpListener[] {
   return listeners;
 }
 
-/** One line saying what the command line lacks for the threads to start,
+/** One line saying what the threads lack to start (a flag, a permission)
  * and how to run it, or "" when nothing is missing. */
 function missingFlag(): string {
   // Without --unstable-net, Deno answers `reusePort` by ending the whole
@@ -450,7 +445,8 @@ function missingFlag(): string {
   if (typeof Deno.listenDatagram !== "function") {
     return `${TEXT.needsUnstable()}${howToRun()}`;
   }
-  return canReadSelf() ? "" : `${TEXT.needsRead()}${howToRun()}`;
+  if (!canReadSelf()) return `${TEXT.needsRead()}${howToRun()}`;
+  return netPermission() ? "" : `${SAID.noPermission()}${howToRun()}`;
 }
 
 /** Without -N, Deno would ask at each new address: the main thread's port
@@ -479,8 +475,8 @@ function canReadSelf(): boolean {
 
 type Options = CommonOptions & { threads: number };
 
-/** --threads default: one thread per CPU, the most that can run at once.
- * More threads than CPUs only take turns; fewer leave CPUs idle under load. */
+/** --threads default: one per CPU; more only take turns, fewer leave CPUs
+ * idle under load. */
 const DEFAULT_THREADS = navigator.hardwareConcurrency;
 /** Each thread is a whole JavaScript engine, megabytes before its first
  * client: a typo such as --threads 80000 must not start that many. */
