@@ -507,6 +507,7 @@ export function parseThreads(text: string): number {
   return threads;
 }
 
+/** This script's own words, in English and in French (see say()). */
 const TEXT = {
   after: (bytes: number) =>
     say(`after ${plural(bytes, "byte")} echoed`, `après ${echoedFr(bytes)}`),
@@ -653,15 +654,6 @@ const SAID = {
     ),
 };
 
-/** parseArgs explains a mistake in English: its usual ones, in French. */
-const OPTION_MISTAKES_FR: [RegExp, string][] = [
-  [/^Unknown option '(.*?)'/, "Option inconnue « $1 »"],
-  [/^Unexpected argument '(.*?)'/, "Argument inattendu « $1 »"],
-  [/^Option '(\S+).*argument missing/, "Valeur manquante après « $1 »"],
-  [/^Option '(\S+)' argument is ambig/, "Valeur ambiguë\u00a0: écrivez $1=-…"],
-  [/^Option '(\S+)' does not take an/, "« $1 » ne prend pas de valeur"],
-];
-
 // ---------------------------------------------------------------------------
 // Command line
 
@@ -692,7 +684,7 @@ function readCommandLine<T>(
         },
       });
     } catch (err) {
-      throw new UsageError(optionMistake(err));
+      throw new UsageError(describeArgsError(err)); // one line, translated
     }
     const values: Record<string, unknown> = parsed.values;
     if (values.help === true) {
@@ -708,17 +700,6 @@ function readCommandLine<T>(
     console.error(usage());
     return 2;
   }
-}
-
-/** parseArgs names the option and explains, sometimes over several lines
- * ("--port -5": did you mean --port=-5?): one line, in the reader's tongue. */
-function optionMistake(err: unknown): string {
-  const text = errorMessage(err).replaceAll("\n", " ");
-  for (const [pattern, french] of OPTION_MISTAKES_FR) {
-    const match = pattern.exec(text);
-    if (match) return say(text, french.replaceAll("$1", () => match[1]));
-  }
-  return text;
 }
 
 /** How to start this program, for messages that say how: the `deno run`
@@ -1045,6 +1026,24 @@ function errorMessage(err: unknown): string {
   if (lang !== "fr" || french === undefined) return text;
   const code = /\(os error (\d+)\)/.exec(text)?.[1];
   return code ? `${french} (erreur système ${code})` : french;
+}
+
+/** node:util's parseArgs explains a mistake in English, sometimes over
+ * several lines: one line, in French for a French reader. */
+// deno-fmt-ignore
+const ARGS_ERRORS_FR: [RegExp, string][] = [
+  [/^Unknown option '(.*)'$/, "Option « $1 » inconnue"],
+  [/^Unexpected argument '(.*)'\. .*$/, "Argument « $1 » inattendu\u00a0: des options seulement"],
+  [/^Option '(\S+) .*argument missing$/, "L'option « $1 » attend une valeur"],
+  [/^Option '(\S+)' argument is ambiguous.*$/, "Valeur de « $1 » ambiguë\u00a0: écrivez $1=-XYZ pour une valeur qui commence par un tiret"],
+  [/^Option '(\S+)' does not take an argument$/, "L'option « $1 » ne prend pas de valeur"],
+];
+
+/** parseArgs's error as one line in the reader's language. */
+function describeArgsError(err: unknown): string {
+  const text = errorMessage(err).replaceAll("\n", " ");
+  const fr = ARGS_ERRORS_FR.find(([pattern]) => pattern.test(text));
+  return fr ? say(text, text.replace(...fr)) : text;
 }
 
 /** "127.0.0.1:53422" or "[::1]:53422". An IPv4 client of a dual-stack
