@@ -200,7 +200,8 @@ async function main(args: string[]): Promise<number> {
 }
 
 // ===========================================================================
-// Beyond the sheet: messages are lines, and the sheet's unframed client
+// Beyond the sheet: messages are lines (or, from the sheet's client, what
+// comes before a pause), printed safely
 // ===========================================================================
 
 /** How long a client that never sent a newline stays silent for what it
@@ -235,19 +236,12 @@ function pausingReader(
 }
 
 /** `promise`, or PAUSED if it is still pending after `ms`. */
-async function orPause<T>(
-  promise: Promise<T>,
-  ms: number,
-): Promise<T | typeof PAUSED> {
+function orPause<T>(promise: Promise<T>, ms: number) {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const pause = new Promise<typeof PAUSED>((resolve) => {
     timer = setTimeout(() => resolve(PAUSED), ms);
   });
-  try {
-    return await Promise.race([promise, pause]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return Promise.race([promise, pause]).finally(() => clearTimeout(timer));
 }
 
 /** Messages completed by some input, and whether a line went too long. */
@@ -335,8 +329,23 @@ export class MessageSplitter {
   }
 }
 
-const LF = 0x0a;
-const CR = 0x0d;
+const LF = 0x0a; // "\n"
+const CR = 0x0d; // "\r"
+
+/** fatal: false turns invalid bytes (Latin-1 "é" is E9, invalid in UTF-8)
+ * into "�" instead of throwing, as the sheet's `decode()` does. */
+const decoder = new TextDecoder("utf-8", { fatal: false });
+
+/** A message as one safe line for a terminal: control characters but tab
+ * as \xNN (an ESC sequence or a lone "\r" could recolour the terminal or
+ * hide earlier lines); the rest, accents included, as sent. */
+export function printable(message: string): string {
+  return message.replace(
+    /\p{Cc}/gu,
+    (c) =>
+      c === "\t" ? c : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
 
 // ===========================================================================
 // Beyond the sheet: a bound on the length of a line (--max-line)
@@ -347,8 +356,7 @@ const CR = 0x0d;
 const DEFAULT_MAX_LINE = 64 * 1024;
 /** A bound that could be lifted without limit would bound nothing. */
 const MAX_MAX_LINE = 16 * 1024 * 1024;
-/** Set from --max-line by main(). */
-let maxLine = DEFAULT_MAX_LINE;
+let maxLine = DEFAULT_MAX_LINE; // set from --max-line by main()
 
 /** After the error line, we read and throw away what the client still
  * sends for this long: closing with unread input sends a reset, which can
@@ -379,25 +387,6 @@ async function refuseLongLine(
 }
 
 // ===========================================================================
-// Beyond the sheet: printing what clients send, safely
-// ===========================================================================
-
-/** fatal: false turns invalid bytes (Latin-1 "é" is E9, invalid in UTF-8)
- * into "�" instead of throwing, as the sheet's `decode()` does. */
-const decoder = new TextDecoder("utf-8", { fatal: false });
-
-/** A message as one safe line for a terminal: control characters but tab
- * as \xNN (an ESC sequence or a lone "\r" could recolour the terminal or
- * hide earlier lines); the rest, accents included, as sent. */
-export function printable(message: string): string {
-  return message.replace(
-    /\p{Cc}/gu,
-    (c) =>
-      c === "\t" ? c : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
-}
-
-// ===========================================================================
 // Beyond the sheet: one client only (--one-client), the sheet's first server
 // ===========================================================================
 
@@ -418,8 +407,7 @@ async function serveOnlyClient(conn: Deno.TcpConn): Promise<void> {
 }
 
 let onlyClientTaken = false;
-/** Clients accepted but never served (see serveOnlyClient). */
-const unserved: Deno.TcpConn[] = [];
+const unserved: Deno.TcpConn[] = []; // accepted, never served
 
 // ===========================================================================
 // The command line, and this script's words in English and French
@@ -483,14 +471,12 @@ Try it: deno run -N client.ts --port ${DEFAULT_PORT}  (or: nc localhost ${DEFAUL
     `Utilisation\u00a0: ${howToRun()} [options]
 
 Le serveur « OK / fin » de la fiche 001\u00a0: sert de nombreux clients à la fois
-depuis un seul thread, affiche chaque message avec son expéditeur et répond OK.
-Le message « fin » venu de N'IMPORTE QUEL client arrête le serveur (c'est
-l'exercice).
+depuis un thread, affiche chaque message avec son expéditeur et répond OK. Le
+message « fin » de N'IMPORTE QUEL client arrête le serveur (c'est l'exercice).
 
-Un message est une ligne ("\\n" ou "\\r\\n"), qui reçoit "OK\\n". D'un client qui
-n'a encore envoyé aucun saut de ligne (le client.py de la fiche), ce qu'il
-envoie avant une pause de ${UNFRAMED_PAUSE_MS} ms est un message, qui reçoit "OK" sans saut
-de ligne.
+Un message est une ligne ("\\n" ou "\\r\\n"), qui reçoit "OK\\n". D'un client sans
+saut de ligne encore (le client.py de la fiche), ce qu'il envoie avant une pause
+de ${UNFRAMED_PAUSE_MS} ms est un message, qui reçoit "OK" sans saut de ligne.
 
 Options\u00a0:
   --port N       port d'écoute, 0 laisse le système choisir (défaut ${DEFAULT_PORT})
@@ -500,8 +486,7 @@ Options\u00a0:
                  plus longue reçoit une ligne d'erreur et est fermé (défaut ${DEFAULT_MAX_LINE})
   --one-client   le premier serveur de la fiche\u00a0: sert le premier client seul (les
                  autres attendent) et s'arrête quand il envoie « fin » ou part
-  --quiet        aucune ligne par client ni par message (restent la ligne
-                 d'accueil et le bilan)
+  --quiet        aucune ligne par client ni message (restent l'accueil et le bilan)
   --lang L       fr ou en\u00a0: la langue des messages (défaut\u00a0: celle du système)
   -h, --help     affiche cette aide et quitte
 
