@@ -27,7 +27,8 @@
  *
  * @run deno run -N select_echo.ts
  * Try it: `nc localhost 7777` in several terminals at once, `ss -tnp` in
- * another; every client is echoed at the same time. In French: LANG=fr_FR.UTF-8, or `--lang fr`.
+ * another; every client is echoed at the same time. It speaks French where
+ * the system does (LANG=fr_FR.UTF-8), or with `--lang fr`.
  * Siblings: tcp_echo.ts, worker_echo.ts, udp_echo.ts, client.ts,
  * ok_server.ts, check.ts; echod.ts is the engineers' echo service.
  *

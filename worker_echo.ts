@@ -17,7 +17,7 @@
  *   def handle(sc): recv/send loop  ↔  `serveClient(conn)`, in each thread
  *   threading.Thread(None, handle…) ↔  `new Worker(import.meta.url, …)`: THE line
  *   t.start()                       ↔  `worker.postMessage({ type: "serve", …`
- *   (sc,): the socket, to the thread ↔  `reusePort: true`: each thread listens itself
+ *   (sc,): its socket, to the thread ↔  `reusePort: true`: each thread listens itself
  *   sc, addr = s.accept()           ↔  `conn = await listener.accept()`, in each thread
  *   the thread ends with its client ↔  a thread serves many clients: `serveClient(conn);`
  * Two halves in one file: "the main thread" starts the threads, replaces
