@@ -178,6 +178,33 @@ Deno.test("select_echo reads with conn.read(buffer), as its map says: no fair tu
   }
 });
 
+Deno.test("select_echo's header says, in a few lines, what happens past ~128 busy clients, and where the fix lives", () => {
+  const header = headerOf(source("select_echo.ts")).join("\n");
+  assert.match(header, /~128 busy clients/);
+  assert.match(header, /tokio/);
+  assert.match(header, /echod\.ts/);
+  assert.match(header, /bench\/RESULTS\.md, "the knee"/);
+});
+
+/** Lines a student reads in one sitting (SPEC), 60 more for the French
+ * half of the messages; the COMMON fence, shared by every script of the
+ * kit, is not counted. */
+const MAX_LINES: Record<string, number> = {
+  "tcp_echo.ts": 520 + 60,
+  "select_echo.ts": 600 + 60,
+  "worker_echo.ts": 900 + 60,
+  "ok_server.ts": 800 + 60,
+};
+
+for (const [script, max] of Object.entries(MAX_LINES)) {
+  Deno.test(`${script}: at most ${max} lines, the COMMON fence aside`, () => {
+    const text = source(script);
+    const lines = text.split("\n").length - 1 -
+      commonOf(text).split("\n").length;
+    assert.ok(lines <= max, `${script}: ${lines} lines`);
+  });
+}
+
 Deno.test({
   name: "diff tcp_echo.ts select_echo.ts is at most 220 lines",
   ignore: !hasDiff(),
