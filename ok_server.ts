@@ -428,7 +428,7 @@ const TEXT = {
   sentFin: () => say(`sent "${STOP_MESSAGE}"`, `a envoyé « ${STOP_MESSAGE} »`),
   finFrom: (peer: string) =>
     say(`"${STOP_MESSAGE}" from ${peer}`, `« ${STOP_MESSAGE} » de ${peer}`),
-  leaving: (peer: string) => say(`${peer} leaving`, `départ de ${peer}`),
+  leaving: (peer: string) => say(`${peer} leaving`, `le départ de ${peer}`),
   tooLong: () =>
     say(
       `sent a line longer than ${maxLine} bytes and was closed`,
@@ -537,7 +537,7 @@ const SAID = {
   closedAtShutdown: () =>
     say("was closed at shutdown", "a été fermé à l'arrêt"),
   failed: () => say("failed", "a échoué"),
-  closing: () => say("closing", "fermeture"),
+  closing: () => say("closing", "la fermeture"),
   noPermission: () =>
     say(
       "Network permission missing: run it as: ",

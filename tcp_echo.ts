@@ -236,7 +236,7 @@ const SAID = {
   closedAtShutdown: () =>
     say("was closed at shutdown", "a été fermé à l'arrêt"),
   failed: () => say("failed", "a échoué"),
-  closing: () => say("closing", "fermeture"),
+  closing: () => say("closing", "la fermeture"),
   noPermission: () =>
     say(
       "Network permission missing: run it as: ",

@@ -521,9 +521,12 @@ const TEXT = {
       }`,
     ),
   died: (why: string) =>
-    say(`thread died: ${why}`, `thread mort\u00a0: ${why}`),
+    say(`thread died: ${why}`, `le thread est mort\u00a0: ${why}`),
   restarting: (ms: number) =>
-    say(`; starting another in ${ms} ms`, `\u00a0; un autre dans ${ms} ms`),
+    say(
+      `; starting another in ${ms} ms`,
+      `\u00a0; un autre démarre dans ${ms} ms`,
+    ),
   newThread: () => say("new thread listening", "nouveau thread à l'écoute"),
   portNotShared: (threads: number) =>
     say(
@@ -613,7 +616,7 @@ const SAID = {
   closedAtShutdown: () =>
     say("was closed at shutdown", "a été fermé à l'arrêt"),
   failed: () => say("failed", "a échoué"),
-  closing: () => say("closing", "fermeture"),
+  closing: () => say("closing", "la fermeture"),
   noPermission: () =>
     say(
       "Network permission missing: run it as: ",
