@@ -3,67 +3,40 @@
  * # ok_server.ts — the "OK / fin" server: many clients, one thread
  *
  * Prints every message each client sends, with its sender, and answers `OK`
- * to each; the message `fin` stops the whole server. Like select_echo.ts it
+ * to each. ANY client can stop this server by sending `fin`: that is the
+ * exercise, not something to leave open on a network. Like select_echo.ts it
  * serves many clients at once from ONE thread: Deno's event loop waits on
- * every socket at once, as the sheet's `select()` does, and runs a client's
- * code only when that client has something to read. In the design space this
- * is the event-loop server, between the sequential tcp_echo.ts and the
- * multi-threaded worker_echo.ts; `--one-client` makes it the sheet's first,
- * sequential server instead.
+ * every socket, as the sheet's `select()` does. `--one-client` makes it the
+ * sheet's first, sequential server instead.
  *
- * ANY client can stop this server by sending `fin`: that is the exercise
- * (a message that changes the server's state, and a clean shutdown of every
- * client at once), not something to leave open on a real network.
+ * A message is a line ("\n", "\r\n" too), however TCP splits or joins it,
+ * answered `OK\n`. The sheet's own client sends no newline and waits: from a
+ * client that never sent a newline, what it sent before a pause of
+ * UNFRAMED_PAUSE_MS (200 ms) is a message, answered `OK` with no newline.
  *
- * What a message is: a line, ended by "\n" ("\r\n" too), however TCP splits
- * or joins it; each line is answered `OK\n`. The sheet's own client sends
- * its messages with no newline and waits for the answer: from a client that
- * has not yet ended any message with a newline, what it sent and then
- * paused on for UNFRAMED_PAUSE_MS (200 ms) is a message, answered `OK` with
- * no newline, as the sheet's server does. A client that has sent a newline
- * is a line client for good: its unfinished line waits for its newline.
- * `fin` stops the server with or without its newline.
- *
- * Sheet: "Python – les sockets" (seeds/001). The default is its "Deuxième
- * programme serveur" (select, many clients); `--one-client` is its "Premier
- * programme serveur". The sheet's Python, line for line:
- *   hote = ''; port = 12800                ↔  DEFAULT_HOST = "::" (IPv4 and
- *                                              IPv6), DEFAULT_PORT = 12800
- *   connexion_principale.listen(5)         ↔  BACKLOG = 128
- *   select.select([connexion_principale]   ↔  Deno's event loop: every
- *     + clients_connectes, [], [], 0.05)       pending accept() and read()
- *   connexion.accept();                    ↔  conn = await listener.accept(),
- *     clients_connectes.append(…)              then serveClient(conn) NOT
- *                                              awaited: the deciding line
- *                                              of acceptLoop()
- *   msg_recu = client.recv(1024)           ↔  n = await conn.read(buffer),
- *                                              then cut into messages
- *   msg_recu.decode() (raises on accents)  ↔  decoder.decode(line): never
- *                                              raises, "�" for bad bytes
- *   print("Reçu {}".format(msg_recu))      ↔  log(`${peer}: ${message}`)
- *   client.send(b"OK")                     ↔  await writeAll(conn, OK…)
- *   if msg_recu == "fin":                  ↔  message === STOP_MESSAGE, then
- *     serveur_lance = False                    stopServer(…)
- *   for client in …: client.close()        ↔  closeAll(), at shutdown
- *   first server: accept() once, then      ↔  --one-client: the first client
- *     while msg_recu != b"fin": …              alone, then stop
- * With the bugs the sheet admits fixed: accents and Latin-1 bytes never
- * crash it, an abrupt disconnection removes that client only, and two
- * messages never run together in the log.
+ * Sheet: "Python – les sockets" (seeds/001): its "Deuxième programme
+ * serveur" (select); `--one-client` is its "Premier programme serveur":
+ *   hote = ''; port = 12800         ↔  `DEFAULT_HOST = "::"`, `DEFAULT_PORT = 12800`
+ *   connexion_principale.listen(5)  ↔  `BACKLOG = 128`
+ *   select.select([…], [], [], 0.05) ↔  Deno's event loop: every pending accept() and read()
+ *   connexion.accept(); append(…)   ↔  `conn = await listener.accept()`, then `serveClient(conn);`
+ *   msg_recu = client.recv(1024)    ↔  `pending = conn.read(buffer)`, cut into messages
+ *   msg_recu.decode() (crashes)     ↔  `decoder.decode(line)`: "�" for bad bytes
+ *   print("Reçu {}".format(…))      ↔  `log(`, `printable(message)`
+ *   client.send(b"OK")              ↔  `await writeAll(conn, encoder.encode(reply.repeat(replies)))`
+ *   if msg_recu == "fin": … False   ↔  `message === STOP_MESSAGE`, `stopServer(`
+ *   for client in …: client.close() ↔  `closeAll(listeners)`, at shutdown
+ * The bugs the sheet admits are fixed: accents never crash it, an abrupt
+ * disconnection removes that client only, messages never run together.
  *
  * @run deno run -N ok_server.ts
  * Try it: `deno run -N client.ts --port 12800` (or `nc localhost 12800`) in
- * two more terminals; type in both, then `fin` in one. The sheet's own
- * client.py works too.
- * Siblings: tcp_echo.ts, select_echo.ts, worker_echo.ts, udp_echo.ts,
- * client.ts, check.ts.
- *
+ * two more terminals; type in both, then `fin` in one. The sheet's client.py
+ * works too. In French: LANG=fr_FR.UTF-8, or `--lang fr`.
  * Permissions: `-N` (network) only: it listens and talks to clients.
- *
- * Reading order: the lesson (acceptLoop and serveClient), then main(), then
- * "beyond the sheet" (messages and unframed clients, the line limit,
- * printing safely, one client only, fair turns under load), the command
- * line, and the skeleton that every server of the kit shares.
+ * Reading order: the lesson (acceptLoop, serveClient), main(), beyond the
+ * sheet (messages, line limit, safe printing, one client), the command
+ * line, the skeleton every TCP server of the kit shares.
  */
 
 import { parseArgs } from "node:util";
@@ -81,25 +54,19 @@ const DEFAULT_HOST = "::";
 // The lesson: answer every client at once, from one thread
 // ===========================================================================
 
-/** The sheet's `listen(5)` is, as it says, no limit on clients: only on
- * those that completed their handshake and wait for accept(). We accept as
- * soon as they arrive, but a burst (50 clients at once) would overflow 5 and
- * the extra ones would retry their handshake a second later. 128 is the
- * classic SOMAXCONN. */
+/** The sheet's `listen(5)` limits only the clients waiting for accept(),
+ * but a burst of 50 would overflow 5 and retry their handshake a second
+ * later. 128 is the classic SOMAXCONN. */
 const BACKLOG = 128;
-/** The sheet's `recv(1024)`, larger. One buffer PER CLIENT, since many are
- * served at once and every idle client holds its own. Measured against 4
- * and 64 KiB when this script was written: smaller cost a fast sender
- * throughput, larger cost every idle client memory and was no faster. */
+/** The sheet's `recv(1024)`, larger. One buffer PER CLIENT (an idle one
+ * holds its own): 4 KiB cost a fast sender throughput, 64 KiB was no faster. */
 const BUFFER_SIZE = 16 * 1024;
 /** The message that stops the server, compared after its line ending is
  * removed: "fin" and "fin\r\n" stop it, "final" and "fine" do not. */
 const STOP_MESSAGE = "fin";
-/** The reply to a line: a line, so that a client reading lines can tell one
- * reply from the next. */
+/** The reply to a line is a line; to an unframed message, the sheet's
+ * `b"OK"`, which its client reads with one recv(). */
 const LINE_REPLY = "OK\n";
-/** The reply to an unframed message: the sheet's `b"OK"`, which its client
- * reads with one recv(). */
 const UNFRAMED_REPLY = "OK";
 
 /** Clients served and messages received, for the summary line. */
@@ -121,21 +88,18 @@ async function acceptLoop(
       continue;
     }
     if (oneClient) return serveOnlyClient(conn); // beyond: --one-client
-    // THE line that lets one thread answer everybody: serveClient() starts
-    // on this client and returns at its first `await`, and we are back in
-    // accept() while that client's loop waits on its own socket. The event
-    // loop then wakes whichever socket has bytes: the sheet's select() with
-    // no list to keep by hand. tcp_echo.ts (and --one-client) await here,
-    // and serve one client at a time. serveClient() never rejects, so
-    // leaving it unawaited cannot crash the process.
+    // THE line that lets one thread answer everybody: serveClient() returns
+    // at its first `await`, and we are back in accept() while that client's
+    // loop waits on its own socket; the event loop wakes whichever socket
+    // has bytes: the sheet's select(). tcp_echo.ts (and --one-client) await
+    // here. serveClient() never rejects: unawaited, it cannot crash us.
     serveClient(conn);
   }
 }
 
-/** The sheet's work for one readable client: recv(), print each message,
- * send OK; until the client leaves, sends "fin" or sends a line longer than
- * --max-line. Never rejects: nobody awaits it, and in Deno an unhandled
- * rejection ends the whole process. */
+/** The sheet's work for one client: recv(), print each message, send OK;
+ * until it leaves, sends "fin" or a line over --max-line. Never rejects:
+ * in Deno an unhandled rejection ends the whole process. */
 async function serveClient(conn: Deno.TcpConn): Promise<void> {
   const peer = welcome(conn);
   stats.clients++;
@@ -143,7 +107,7 @@ async function serveClient(conn: Deno.TcpConn): Promise<void> {
   const read = pausingReader(conn, buffer);
   const splitter = new MessageSplitter(maxLine);
   let received = 0;
-  let ending = "left";
+  let ending = SAID.left();
   let sentFin = false;
   try {
     // Deno leaves Nagle's algorithm on; with it, an OK written while the
@@ -151,9 +115,8 @@ async function serveClient(conn: Deno.TcpConn): Promise<void> {
     // client's delayed ACK. Replies should leave at once.
     conn.setNoDelay(true);
     for (;;) {
-      // The sheet's recv(): some bytes, or null when the client closed its
-      // sending side, or (beyond the sheet) a pause that ends an unframed
-      // message.
+      // The sheet's recv(): bytes, or null when the client closed its side,
+      // or (beyond the sheet) a pause that ends an unframed message.
       const n = await read(splitter.waitingForPause ? UNFRAMED_PAUSE_MS : 0);
       const { messages, tooLong } = n === PAUSED
         ? splitter.pause()
@@ -162,7 +125,7 @@ async function serveClient(conn: Deno.TcpConn): Promise<void> {
         : splitter.push(buffer.subarray(0, n));
       let replies = 0;
       for (const message of messages) {
-        log(`${peer}: ${printable(message)}`);
+        log(`${peer}${say(": ", "\u00a0: ")}${printable(message)}`);
         stats.messages++;
         received++;
         replies++;
@@ -181,7 +144,7 @@ async function serveClient(conn: Deno.TcpConn): Promise<void> {
         await writeAll(conn, encoder.encode(reply.repeat(replies)));
       }
       if (sentFin) {
-        ending = `sent "${STOP_MESSAGE}"`;
+        ending = TEXT.sentFin();
         break;
       }
       if (tooLong) {
@@ -196,10 +159,10 @@ async function serveClient(conn: Deno.TcpConn): Promise<void> {
     forget(conn);
     closeQuietly(conn);
   }
-  log(`${peer} ${ending} after ${plural(received, "message")}`);
+  log(`${peer} ${ending} ${TEXT.after(received)}`);
   // Once its OK was handed to the kernel (or the client vanished first):
   // the whole server stops, as on the sheet.
-  if (sentFin) stopServer(`"${STOP_MESSAGE}" from ${peer}`);
+  if (sentFin) stopServer(TEXT.finFrom(peer));
 }
 
 const encoder = new TextEncoder();
@@ -212,7 +175,6 @@ async function main(args: string[]): Promise<number> {
   const options = parseOptions(args);
   if (typeof options === "number") return options; // --help, or a mistake
   maxLine = options.maxLine;
-  fairTurns.enabled = options.fair;
 
   let listeners: Deno.TcpListener[];
   try {
@@ -221,11 +183,11 @@ async function main(args: string[]): Promise<number> {
     warn(describeListenError(err, options));
     return 1;
   }
-  const shutdown = installShutdown(() => {
+  installShutdown(() => {
     closeAll(listeners);
     for (const conn of unserved) closeQuietly(conn);
   });
-  announce(`listening on ${describeListeners(listeners)}`);
+  announce(SAID.listening(describeListeners(listeners)));
 
   await Promise.all(
     listeners.map((listener) => acceptLoop(listener, options.oneClient)),
@@ -233,86 +195,63 @@ async function main(args: string[]): Promise<number> {
   // The accept loops are over; wait for the clients' last lines.
   await clientsGone();
 
-  announce(
-    `stopped by ${shutdown.reason || "closing"}: ${
-      plural(stats.clients, "client")
-    }, ${plural(stats.messages, "message")}`,
-  );
+  announce(TEXT.stopped(shutdown.reason || SAID.closing()));
   return 0;
 }
 
 // ===========================================================================
-// Beyond the sheet: messages are lines, and the sheet's unframed client
+// Beyond the sheet: messages are lines (or, from the sheet's client, what
+// comes before a pause), printed safely
 // ===========================================================================
 
-/** How long a client that never sent a newline must stay silent for what
- * it sent to be a message. The sheet's client sends a whole message at once
- * and then waits for the answer, so its pause is endless; bytes of one
- * message that TCP splits arrive microseconds apart on a LAN. 200 ms is
- * long against the second, short against a person waiting for `OK`. */
+/** How long a client that never sent a newline stays silent for what it
+ * sent to be a message. The sheet's client sends a message, then waits for
+ * `OK`; the pieces TCP splits a message into arrive microseconds apart. */
 const UNFRAMED_PAUSE_MS = 200;
 
 /** What a read brings when the unframed pause came first. */
 const PAUSED = "paused";
 
-/** Reads for serveClient(): `read(pauseMs)` resolves with the byte count,
- * null at end of input, or PAUSED when pauseMs > 0 went by with no bytes.
- * A read that loses to the pause stays pending and is awaited by the next
- * call, so no byte is lost and the buffer is not reused meanwhile. */
+/** `read(pauseMs)` resolves with the byte count, null at end of input, or
+ * PAUSED when pauseMs > 0 went by with no bytes. A read that loses to the
+ * pause stays pending for the next call: no byte is lost. */
 function pausingReader(
   conn: Deno.TcpConn,
   buffer: Uint8Array,
 ): (pauseMs: number) => Promise<number | null | typeof PAUSED> {
   let pending: Promise<number | null> | null = null;
-  let talking = false; // has this client sent anything yet?
   return async (pauseMs) => {
     if (pending === null) {
-      pending = fairRead(conn, buffer, talking); // beyond: fair turns
-      // If the client is done ("fin") while this read waits, closing the
-      // connection fails it with nobody left to await it; unhandled, that
-      // rejection would end the process.
+      pending = conn.read(buffer); // the sheet's recv()
+      // Closed after "fin" while this read waits, it fails with nobody to
+      // await it; unhandled, that rejection would end the process.
       pending.catch(() => {});
     }
     const result = pauseMs > 0
       ? await orPause(pending, pauseMs)
       : await pending;
     if (result !== PAUSED) pending = null;
-    if (typeof result === "number") talking = true;
     return result;
   };
 }
 
 /** `promise`, or PAUSED if it is still pending after `ms`. */
-async function orPause<T>(
-  promise: Promise<T>,
-  ms: number,
-): Promise<T | typeof PAUSED> {
+function orPause<T>(promise: Promise<T>, ms: number) {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const pause = new Promise<typeof PAUSED>((resolve) => {
     timer = setTimeout(() => resolve(PAUSED), ms);
   });
-  try {
-    return await Promise.race([promise, pause]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return Promise.race([promise, pause]).finally(() => clearTimeout(timer));
 }
 
-/** Messages completed by some input, and whether a line went over the
- * limit (the messages before it are still returned). */
-export interface Split {
-  messages: string[];
-  tooLong: boolean;
-}
+/** Messages completed by some input, and whether a line went too long. */
+export type Split = { messages: string[]; tooLong: boolean };
 
-/** Cuts one client's byte stream into messages, however TCP splits it: a
- * line may come in several reads, several lines in one read. Until the
- * client sends its first newline, a pause (see UNFRAMED_PAUSE_MS) also ends
- * a message. It holds at most maxLine + 1 bytes of an unfinished line (one
- * more for a "\r"), so memory stays bounded whatever the client sends. It
- * splits bytes, not text, and decodes each whole message: "\n" never occurs
- * inside a UTF-8 multi-byte character, so a character split across reads is
- * whole again by the end of its line. */
+/** Cuts one client's byte stream into messages, however TCP splits it.
+ * Until the client's first newline, a pause also ends a message. It holds
+ * at most maxLine + 1 bytes of an unfinished line (memory stays bounded),
+ * and decodes whole messages: "\n" is never inside a UTF-8 character, so a
+ * character split across reads is whole again by the end of its line. */
 export class MessageSplitter {
   #pieces: Uint8Array[] = [];
   #length = 0;
@@ -390,51 +329,49 @@ export class MessageSplitter {
   }
 }
 
-const LF = 0x0a;
-const CR = 0x0d;
+const LF = 0x0a; // "\n"
+const CR = 0x0d; // "\r"
+
+/** fatal: false turns invalid bytes (Latin-1 "é" is E9, invalid in UTF-8)
+ * into "�" instead of throwing, as the sheet's `decode()` does. */
+const decoder = new TextDecoder("utf-8", { fatal: false });
+
+/** A message as one safe line for a terminal: control characters but tab
+ * as \xNN (an ESC sequence or a lone "\r" could recolour the terminal or
+ * hide earlier lines); the rest, accents included, as sent. */
+export function printable(message: string): string {
+  return message.replace(
+    /\p{Cc}/gu,
+    (c) =>
+      c === "\t" ? c : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
 
 // ===========================================================================
 // Beyond the sheet: a bound on the length of a line (--max-line)
 // ===========================================================================
 
-/** Default longest message, in bytes, line ending not counted. A client must
- * not make us hold an endless line in memory; 64 KiB is far beyond a typed
- * line and still small enough to hold for thousands of clients. A longer
- * line gets an error line and that client is closed. */
+/** Default longest message, in bytes, line ending not counted: far beyond
+ * a typed line, small enough to hold for thousands of clients. */
 const DEFAULT_MAX_LINE = 64 * 1024;
-/** --max-line can go this high; a bound that can be lifted without limit
- * bounds nothing. */
+/** A bound that could be lifted without limit would bound nothing. */
 const MAX_MAX_LINE = 16 * 1024 * 1024;
-/** Set from --max-line by main(). */
-let maxLine = DEFAULT_MAX_LINE;
+let maxLine = DEFAULT_MAX_LINE; // set from --max-line by main()
 
-/** A line too long: say so, then close without losing the error line.
- * `read` gives the client's next bytes. Returns how the client ended, for
- * its log line. */
+/** After the error line, we read and throw away what the client still
+ * sends for this long: closing with unread input sends a reset, which can
+ * destroy our error line before it is read (Apache's "lingering close"). */
+const LINGER_MS = 2000;
+
+/** A line too long: say so, send our FIN, then read and throw away what the
+ * client still sends (`read` gives it), until it closes or LINGER_MS have
+ * passed. Returns how the client ended. */
 async function refuseLongLine(
   conn: Deno.TcpConn,
   read: () => Promise<unknown>,
 ): Promise<string> {
-  await writeAll(
-    conn,
-    encoder.encode(`ERROR line too long (max ${maxLine} bytes)\n`),
-  );
-  await linger(conn, read);
-  return `sent a line longer than ${maxLine} bytes and was closed`;
-}
-
-/** After the error line, we keep reading (and throwing away) what the
- * client still sends for this long before closing: closing a socket with
- * unread input sends a reset, which can destroy our error line before the
- * client reads it (Apache's "lingering close"). */
-const LINGER_MS = 2000;
-
-/** Sends our FIN, then reads and throws away what the client still sends,
- * until it closes or LINGER_MS have passed. */
-async function linger(
-  conn: Deno.TcpConn,
-  read: () => Promise<unknown>,
-): Promise<void> {
+  const error = `ERROR line too long (max ${maxLine} bytes)\n`;
+  await writeAll(conn, encoder.encode(error));
   await conn.closeWrite();
   const timer = setTimeout(() => closeQuietly(conn), LINGER_MS);
   try {
@@ -446,27 +383,7 @@ async function linger(
   } finally {
     clearTimeout(timer);
   }
-}
-
-// ===========================================================================
-// Beyond the sheet: printing what clients send, safely
-// ===========================================================================
-
-/** fatal: false turns invalid bytes (Latin-1 "é" is the byte E9, invalid
- * in UTF-8) into U+FFFD, shown as "�", instead of throwing, which is what
- * crashes the sheet's `decode()` on accents. */
-const decoder = new TextDecoder("utf-8", { fatal: false });
-
-/** A message as one safe line for a terminal: control characters (except
- * tab) are shown as \xNN, since an ESC sequence or a lone "\r" from a client
- * could recolour the terminal, move its cursor or hide earlier lines.
- * Everything else, accents included, is printed as sent. */
-export function printable(message: string): string {
-  return message.replace(
-    /\p{Cc}/gu,
-    (c) =>
-      c === "\t" ? c : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
+  return TEXT.tooLong();
 }
 
 // ===========================================================================
@@ -474,269 +391,60 @@ export function printable(message: string): string {
 // ===========================================================================
 
 /** The sheet's first server accepts once, talks with that client until
- * `fin`, and ends. Here: the accept loop stops after its first client and
- * serves it alone, awaited as tcp_echo.ts does; other clients connect (the
- * kernel completes their handshake) and wait in the backlog, unserved. The
- * server stops when that client sends "fin" or leaves. */
+ * `fin`, and ends. Here the accept loop stops after its first client and
+ * serves it alone, awaited; the others wait in the backlog, unserved. */
 async function serveOnlyClient(conn: Deno.TcpConn): Promise<void> {
   if (onlyClientTaken) {
-    // Only where two listeners serve (IPv4 beside an IPv6-only "::"): the
-    // other one accepted a second client. It waits as if in the backlog,
-    // unserved, until shutdown closes it.
+    // Only where two listeners serve (IPv4 beside an IPv6-only "::"): it
+    // waits as if in the backlog, unserved, until shutdown closes it.
     unserved.push(conn);
     return;
   }
   onlyClientTaken = true;
   const peer = formatAddress(conn.remoteAddr);
   await serveClient(conn);
-  stopServer(`${peer} leaving`); // after "fin", already stopping: no effect
+  stopServer(TEXT.leaving(peer)); // after "fin", already stopping: no effect
 }
 
 let onlyClientTaken = false;
-/** Clients accepted but never served (see serveOnlyClient). */
-const unserved: Deno.TcpConn[] = [];
-
-// ---- FAIR TURNS BEGIN ------------------------------------------------------
-// ===========================================================================
-// Beyond the sheet: fair turns
-// ===========================================================================
-//
-// The sheet's select() returns the whole list of ready sockets, and its loop
-// serves every one of them before it calls select() again: however many
-// clients talk at once, each waits at most one pass. Deno's event loop looks
-// the same from here, but it is not. All our pending reads are polled by one
-// task of tokio (the Rust runtime under Deno), and tokio gives a task a
-// budget of 128 completed operations each time it runs, so that no task
-// keeps the thread. Once the budget is spent, the other ready reads are put
-// off until the kernel has been asked again, behind every socket that new
-// question finds ready. The clients served in one turn answer quickly and
-// are ready again for the next: past about 128 busy clients the same ones
-// are served turn after turn, and the others starve (bench/RESULTS.md, "the
-// knee").
-//
-// So we never give Deno more reads than it finishes in one turn: at most
-// READ_SLOTS reads wait inside Deno at once. A client that wants to read
-// takes a free slot, or waits in a first-come, first-served queue here (its
-// bytes wait in the kernel meanwhile, at no cost). When its read completes
-// it hands its slot to the first client in the queue, echoes, and queues
-// again at the back: every client that wants a turn gets one before anyone
-// gets two, which is the sheet's pass again.
-//
-// A silent client would keep its slot for ever, and READ_SLOTS silent
-// clients would block everybody. So while anyone waits, a sweep runs every
-// SWEEP_MS: a read already waiting at the previous sweep belongs to a silent
-// client and gives its slot up (it is "parked"). A parked read stays pending
-// in Deno and costs nothing until its client speaks; it then hands no slot
-// over, and its client queues like everybody. A client that has sent
-// nothing yet starts parked, so a flood of idle connections holds no slot.
-// When no read at all ended in a whole sweep, every slot is held by a
-// silent client (slots change hands only at a sweep or when a read ends):
-// all of them are parked at once, and the next sweep comes sooner,
-// QUIET_SWEEP_MS, so that a crowd of clients that each spoke once and went
-// silent is through the queue in moments, not seconds.
-// When nobody waits, taking and giving back a slot is two counters, and no
-// timer runs.
-
-/** Reads allowed to wait inside Deno at once: each client served costs a
- * read and a write out of tokio's budget of 128, so 64 of each fit in one
- * turn; with many more, clients starve again. */
-const READ_SLOTS = 64;
-/** How often, while clients wait for a slot, reads that have waited a whole
- * sweep give their slot up. Short: a silent client keeps its slot one to two
- * sweeps. Long enough that a busy client's read, whose bytes have arrived,
- * completes well before. */
-const SWEEP_MS = 10;
-/** The next sweep's delay after a sweep that saw no read end: nobody is
- * being served then, so there is no busy read to mistake for a silent one. */
-const QUIET_SWEEP_MS = 1;
-
-/** What a read needs of a connection (a Deno.Conn, or a test's stand-in). */
-interface FairConn {
-  read(buffer: Uint8Array): Promise<number | null>;
-}
-
-/** The slots, their queue and the sweep. One instance serves a thread. */
-export class FairTurns {
-  /** false after --no-fair: every read goes straight to Deno. */
-  enabled = true;
-  #free: number;
-  readonly #sweepMs: number;
-  /** Clients waiting for a slot, first come first served: how to wake each.
-   * Served from #head; the array is compacted as it is used up. */
-  #queue: (() => void)[] = [];
-  #head = 0;
-  /** Sweeps and starts of sweeping so far; a read remembers the one it
-   * started in. Reads started before #parkedBelow have been parked. */
-  #epoch = 0;
-  #parkedBelow = 0;
-  /** Slots held by reads started in the current epoch, and by those started
-   * earlier but not parked yet. */
-  #heldNow = 0;
-  #heldBefore = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-
-  /** Reads that ended in their slot since the last sweep. */
-  #ended = 0;
-  readonly #quietSweepMs: number;
-
-  constructor(slots: number, sweepMs: number, quietSweepMs = sweepMs) {
-    this.#free = slots;
-    this.#sweepMs = sweepMs;
-    this.#quietSweepMs = quietSweepMs;
-  }
-
-  /** Clients waiting for a slot now. */
-  get waiting(): number {
-    return this.#queue.length - this.#head;
-  }
-
-  /** Reads holding a slot now (parked ones do not). */
-  get holding(): number {
-    return this.#heldNow + this.#heldBefore;
-  }
-
-  /** conn.read(buffer), in turn. `talking`: the client has sent something
-   * before; a new one reads without a slot, since it may never speak. */
-  read(
-    conn: FairConn,
-    buffer: Uint8Array,
-    talking: boolean,
-  ): Promise<number | null> {
-    if (!this.enabled || !talking) return conn.read(buffer);
-    if (this.#free > 0 && this.waiting === 0) {
-      this.#free--;
-      return this.#readWithSlot(conn, buffer);
-    }
-    return this.#waitForSlot().then(() => this.#readWithSlot(conn, buffer));
-  }
-
-  /** conn.read(buffer) in the slot just taken, given back when the read
-   * ends. A callback on the read gives it back, rather than an async
-   * function around the read: a silent client's read may wait for hours,
-   * and a callback costs less memory to keep waiting than a suspended
-   * function. (So a read must fail through its promise, as Deno's do, never
-   * by throwing: its slot would never come back.) */
-  #readWithSlot(
-    conn: FairConn,
-    buffer: Uint8Array,
-  ): Promise<number | null> {
-    const epoch = this.#epoch;
-    this.#heldNow++;
-    const read = conn.read(buffer);
-    const release = () => this.#release(epoch);
-    read.then(release, release); // the caller handles the read's failure
-    return read;
-  }
-
-  /** A read that took its slot in `epoch` has ended. */
-  #release(epoch: number): void {
-    // A parked read has no slot left to hand over.
-    if (epoch < this.#parkedBelow) return;
-    this.#ended++;
-    if (epoch === this.#epoch) this.#heldNow--;
-    else this.#heldBefore--;
-    this.#handOver(1);
-  }
-
-  /** Queues the caller; resolves once a slot has been handed to it. */
-  #waitForSlot(): Promise<void> {
-    if (this.#timer === undefined) {
-      // Sweeping starts: reads from now on are a new epoch, so that the
-      // first sweep parks only reads that have waited all of SWEEP_MS.
-      this.#heldBefore += this.#heldNow;
-      this.#heldNow = 0;
-      this.#epoch++;
-      this.#ended = 0;
-      this.#schedule(this.#sweepMs);
-    }
-    return new Promise((resolve) => this.#queue.push(resolve));
-  }
-
-  /** Gives `slots` slots to the first clients in the queue; any left over
-   * are free. */
-  #handOver(slots: number): void {
-    const queue = this.#queue;
-    while (slots > 0 && this.#head < queue.length) {
-      const wake = queue[this.#head++];
-      wake();
-      slots--;
-    }
-    if (this.#head === queue.length) {
-      queue.length = 0;
-      this.#head = 0;
-    } else if (this.#head >= 1024 && this.#head * 2 >= queue.length) {
-      queue.splice(0, this.#head); // memory stays bounded by the clients
-      this.#head = 0;
-    }
-    this.#free += slots;
-  }
-
-  #schedule(ms: number): void {
-    const timer = setTimeout(() => this.sweep(), ms);
-    Deno.unrefTimer(timer); // never what keeps the process alive
-    this.#timer = timer;
-  }
-
-  /** Parks every read that started before the last sweep (or before the
-   * queue formed), and hands its slot to a waiting client; when no read
-   * ended since the last sweep, parks every read holding a slot. Runs from
-   * its timer while the queue is not empty; a test may call it. */
-  sweep(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const quiet = this.#ended === 0;
-    this.#ended = 0;
-    let parked = this.#heldBefore;
-    this.#parkedBelow = this.#epoch;
-    if (quiet) {
-      // Every holder got its slot at the last sweep or earlier: it has
-      // waited a whole interval too.
-      parked += this.#heldNow;
-      this.#heldNow = 0;
-      this.#parkedBelow = this.#epoch + 1;
-    }
-    this.#heldBefore = this.#heldNow;
-    this.#heldNow = 0;
-    this.#epoch++;
-    this.#handOver(parked);
-    if (this.waiting > 0) {
-      this.#schedule(quiet ? this.#quietSweepMs : this.#sweepMs);
-    }
-  }
-}
-
-/** This thread's slots. */
-const fairTurns = new FairTurns(READ_SLOTS, SWEEP_MS, QUIET_SWEEP_MS);
-
-/** conn.read(buffer), waiting for this client's turn (see above). */
-function fairRead(
-  conn: FairConn,
-  buffer: Uint8Array,
-  talking: boolean,
-): Promise<number | null> {
-  return fairTurns.read(conn, buffer, talking);
-}
-// ---- FAIR TURNS END --------------------------------------------------------
+const unserved: Deno.TcpConn[] = []; // accepted, never served
 
 // ===========================================================================
-// The command line
+// The command line, and this script's words in English and French
 // ===========================================================================
 
-interface Options extends CommonOptions {
-  maxLine: number;
-  oneClient: boolean;
-  /** false after --no-fair. */
-  fair: boolean;
-}
+type Options = CommonOptions & { maxLine: number; oneClient: boolean };
 
 /** This server's own options, besides --port, --host, --quiet, --help. */
 const OPTIONS = {
   "max-line": { type: "string", default: String(DEFAULT_MAX_LINE) },
   "one-client": { type: "boolean", default: false },
-  "no-fair": { type: "boolean", default: false },
 } as const;
 
-const USAGE = `Usage: ${howToRun()} [options]
+/** This script's own words, in English and in French (see say()). */
+const TEXT = {
+  after: (messages: number) =>
+    `${say("after", "après")} ${plural(messages, "message")}`,
+  sentFin: () => say(`sent "${STOP_MESSAGE}"`, `a envoyé « ${STOP_MESSAGE} »`),
+  finFrom: (peer: string) =>
+    say(`"${STOP_MESSAGE}" from ${peer}`, `« ${STOP_MESSAGE} » de ${peer}`),
+  leaving: (peer: string) => say(`${peer} leaving`, `le départ de ${peer}`),
+  tooLong: () =>
+    say(
+      `sent a line longer than ${maxLine} bytes and was closed`,
+      `a envoyé une ligne de plus de ${
+        formatCount(maxLine)
+      } octets et a été fermé`,
+    ),
+  stopped: (reason: string) =>
+    `${say(`stopped by ${reason}: `, `arrêté par ${reason}\u00a0: `)}${
+      plural(stats.clients, "client")
+    }, ${plural(stats.messages, "message")}`,
+};
+
+function usage(): string {
+  return say(
+    `Usage: ${howToRun()} [options]
 
 The "OK / fin" server of sheet 001: serves many clients at once from one
 thread, prints each message with its sender and answers OK to it. The
@@ -754,13 +462,37 @@ Options:
                  gets an error line and is closed (default ${DEFAULT_MAX_LINE})
   --one-client   the sheet's first server: serve the first client only (the
                  others wait, unserved) and stop when it sends "fin" or leaves
-  --no-fair      no fair turns: past ~128 busy clients some starve (to see
-                 what the turns prevent; see "fair turns" in the source)
   --quiet        no line per client or message (the ready line and summary
                  remain)
+  --lang L       fr or en: the language of the messages (default: the system's)
   -h, --help     show this help and exit
 
-Try it: deno run -N client.ts --port ${DEFAULT_PORT}  (or: nc localhost ${DEFAULT_PORT})`;
+Try it: deno run -N client.ts --port ${DEFAULT_PORT}  (or: nc localhost ${DEFAULT_PORT})`,
+    `Utilisation\u00a0: ${howToRun()} [options]
+
+Le serveur « OK / fin » de la fiche 001\u00a0: sert de nombreux clients à la fois
+depuis un thread, affiche chaque message avec son expéditeur et répond OK. Le
+message « fin » de N'IMPORTE QUEL client arrête le serveur (c'est l'exercice).
+
+Un message est une ligne ("\\n" ou "\\r\\n"), qui reçoit "OK\\n". D'un client sans
+saut de ligne encore (le client.py de la fiche), ce qu'il envoie avant une pause
+de ${UNFRAMED_PAUSE_MS} ms est un message, qui reçoit "OK" sans saut de ligne.
+
+Options\u00a0:
+  --port N       port d'écoute, 0 laisse le système choisir (défaut ${DEFAULT_PORT})
+  --host H       adresse d'écoute (défaut ${DEFAULT_HOST}\u00a0: toutes les interfaces,
+                 IPv4 et IPv6)
+  --max-line N   message le plus long, en octets\u00a0; un client qui envoie une ligne
+                 plus longue reçoit une ligne d'erreur et est fermé (défaut ${DEFAULT_MAX_LINE})
+  --one-client   le premier serveur de la fiche\u00a0: sert le premier client seul (les
+                 autres attendent) et s'arrête quand il envoie « fin » ou part
+  --quiet        aucune ligne par client ni message (restent l'accueil et le bilan)
+  --lang L       fr ou en\u00a0: la langue des messages (défaut\u00a0: celle du système)
+  -h, --help     affiche cette aide et quitte
+
+Essayez\u00a0: deno run -N client.ts --port ${DEFAULT_PORT}  (ou\u00a0: nc localhost ${DEFAULT_PORT})`,
+  );
+}
 
 /** Returns the options, or the exit code when there is nothing to serve. */
 export function parseOptions(args: string[]): Options | number {
@@ -768,7 +500,6 @@ export function parseOptions(args: string[]): Options | number {
     ...common,
     maxLine: parseMaxLine(String(values["max-line"])),
     oneClient: values["one-client"] === true,
-    fair: values["no-fair"] !== true,
   }));
 }
 
@@ -776,41 +507,87 @@ export function parseOptions(args: string[]): Options | number {
 export function parseMaxLine(text: string): number {
   const bytes = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
   if (!(bytes >= 1 && bytes <= MAX_MAX_LINE)) {
-    throw new UsageError(
+    throw new UsageError(say(
       `Invalid --max-line "${text}": expected a number of bytes from 1 to ${MAX_MAX_LINE}`,
-    );
+      `--max-line « ${text} » invalide\u00a0: un nombre d'octets de 1 à ${MAX_MAX_LINE} attendu`,
+    ));
   }
   return bytes;
 }
 
 // ==== SKELETON BEGIN =======================================================
-// What every TCP server of this kit needs around its lesson: the command
-// line, the output, listening, accepting without dying, the list of
-// clients, and shutdown. These lines are the same, word for word, at the end
-// of tcp_echo.ts, select_echo.ts, worker_echo.ts and ok_server.ts (a test
-// fails when they drift), so that `diff tcp_echo.ts select_echo.ts` shows
-// only what changes the concurrency model. What differs between the servers
-// comes from each script's constants above: PROGRAM, RUN_LINE, DEFAULT_PORT,
-// BACKLOG, OPTIONS and USAGE.
+// What every TCP server of the kit needs around its lesson: command line,
+// output, listening, accepting without dying, the clients, shutdown. Word
+// for word the same in tcp_echo.ts, select_echo.ts, worker_echo.ts and
+// ok_server.ts (a test checks), so that `diff tcp_echo.ts select_echo.ts`
+// shows only the lesson. What differs comes from each script's constants:
+// PROGRAM, RUN_LINE, DEFAULT_PORT, DEFAULT_HOST, BACKLOG, OPTIONS, usage().
+
+/** The skeleton's own words, in English and in French (see say()). */
+const SAID = {
+  listening: (where: string) =>
+    say(`listening on ${where}`, `à l'écoute sur ${where}`),
+  bothFamilies: () => say("(IPv4 and IPv6)", "(IPv4 et IPv6)"),
+  and: () => say(" and ", " et "),
+  connected: (peer: string) => say(`${peer} connected`, `${peer} connecté`),
+  left: () => say("left", "est parti"),
+  reset: () => say("reset the connection", "a réinitialisé la connexion"),
+  stoppedReading: () =>
+    say("stopped reading and left", "a cessé de lire et est parti"),
+  closedAtShutdown: () =>
+    say("was closed at shutdown", "a été fermé à l'arrêt"),
+  failed: () => say("failed", "a échoué"),
+  closing: () => say("closing", "la fermeture"),
+  noPermission: () =>
+    say(
+      "Network permission missing: run it as: ",
+      "Permission réseau manquante\u00a0: lancez-le ainsi\u00a0: ",
+    ),
+  cannotListen: (where: string) =>
+    say(
+      `Cannot listen on ${where}: `,
+      `Impossible d'écouter sur ${where}\u00a0: `,
+    ),
+  addrInUse: () =>
+    say(
+      "address already in use; stop the other server (see: ss -tlnp) or choose another --port",
+      "adresse déjà utilisée\u00a0; arrêtez l'autre serveur (voir\u00a0: ss -tlnp) ou choisissez un autre --port",
+    ),
+  privileged: () =>
+    say(
+      `permission denied; ports below 1024 need root, choose --port ${DEFAULT_PORT}`,
+      `permission refusée\u00a0; les ports sous 1024 sont réservés à root, choisissez --port ${DEFAULT_PORT}`,
+    ),
+  noSuchAddress: () =>
+    say(
+      "this machine has no such address; check --host",
+      "cette machine n'a pas cette adresse\u00a0; vérifiez --host",
+    ),
+  cannotAccept: (why: string) =>
+    say(
+      `cannot accept clients: ${why}`,
+      `impossible d'accepter des clients\u00a0: ${why}`,
+    ),
+  retrying: () => say("; retrying", "\u00a0; nouvel essai"),
+  acceptingAgain: () =>
+    say("accepting clients again", "les clients sont de nouveau acceptés"),
+  stillBusy: (reason: string) =>
+    say(
+      `still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`,
+      `encore occupé ${SHUTDOWN_GRACE_MS} ms après ${reason}\u00a0; fin du programme`,
+    ),
+};
 
 // ---------------------------------------------------------------------------
 // Command line
 
 /** The options every server takes; each script adds its own (OPTIONS). */
-interface CommonOptions {
-  host: string;
-  port: number;
-  quiet: boolean;
-}
+type CommonOptions = { host: string; port: number; quiet: boolean };
 
-/** A mistake on the command line: reported with the usage, exit code 2. */
-class UsageError extends Error {}
-
-/** Reads the command line: the common options, and the script's own ones
- * that `build` turns into its Options (it may throw UsageError). Returns an
- * exit code instead when there is nothing to serve: 0 after --help (the
- * usage on stdout), 2 after a mistake (one line, then the usage, on
- * stderr). */
+/** Reads the common options, and the script's own ones that `build` turns
+ * into its Options (it may throw UsageError). Returns an exit code instead
+ * after --help (0: the usage on stdout) or a mistake (2: a line and the
+ * usage on stderr). */
 function readCommandLine<T>(
   args: string[],
   build: (common: CommonOptions, values: Record<string, unknown>) => T,
@@ -819,7 +596,7 @@ function readCommandLine<T>(
     let parsed;
     try {
       parsed = parseArgs({
-        args,
+        args: takeCommonArgs(args), // a leading "--", and --lang
         strict: true,
         allowPositionals: false,
         options: {
@@ -831,104 +608,60 @@ function readCommandLine<T>(
         },
       });
     } catch (err) {
-      // parseArgs names the option and explains, sometimes over several
-      // lines ("--port -5": did you mean --port=-5?): keep them, on one.
-      throw new UsageError(errorMessage(err).replaceAll("\n", " "));
+      throw new UsageError(describeArgsError(err)); // one line, translated
     }
     const values: Record<string, unknown> = parsed.values;
     if (values.help === true) {
-      console.log(USAGE);
+      console.log(usage());
       return 0;
     }
-    output.quiet = values.quiet === true;
-    const common = {
-      host: String(values.host),
-      port: parsePort(String(values.port)),
-      quiet: output.quiet,
-    };
-    return build(common, values);
+    quiet = values.quiet === true;
+    const port = parsePort(String(values.port));
+    return build({ host: String(values.host), port, quiet }, values);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     warn(err.message);
-    console.error(USAGE);
+    console.error(usage());
     return 2;
   }
-}
-
-/** A port is a whole number from 0 to 65535; "7777abc" or "1e3" is not. */
-function parsePort(text: string): number {
-  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
-  if (!(port >= 0 && port <= 65535)) {
-    throw new UsageError(
-      `Invalid port "${text}": expected a number from 0 to 65535`,
-    );
-  }
-  return port;
 }
 
 /** How to start this program, for messages that say how: the `deno run`
  * line, or inside a binary made by `deno compile`, the binary's own name. */
 function howToRun(): string {
-  if (!Deno.build.standalone) return RUN_LINE;
-  const path = Deno.execPath();
-  return path.slice(
-    Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1,
-  );
+  return Deno.build.standalone
+    ? Deno.execPath().split(/[\\/]/).pop()!
+    : RUN_LINE;
 }
 
 // ---------------------------------------------------------------------------
 // Output: one line per event, prefixed by the program's name.
 
-/** `quiet`: --quiet was given. `threadTag`: "[2] " in thread 2 of
- * worker_echo.ts, "" elsewhere: which thread wrote the line (console.log
- * writes a whole line at once, so threads' lines never mix). */
-const output = { quiet: false, threadTag: "" };
+/** --quiet was given: no per-client lines. */
+let quiet = false;
 
 /** Per-client lines, silenced by --quiet. */
 function log(line: string): void {
-  if (!output.quiet) console.log(`${PROGRAM}: ${output.threadTag}${line}`);
+  if (!quiet) console.log(`${prefix()}${line}`);
 }
 
 /** Lines that always appear: the ready line and the summary. */
 function announce(line: string): void {
-  console.log(`${PROGRAM}: ${line}`);
+  console.log(`${prefix()}${line}`);
 }
 
 /** Problems, on stderr. */
 function warn(line: string): void {
-  console.error(`${PROGRAM}: ${output.threadTag}${line}`);
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** "1 client", "2 clients". */
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
-}
-
-/** "127.0.0.1:53422" or "[::1]:53422". An IPv4 client of a dual-stack
- * socket appears as "::ffff:127.0.0.1"; we show it as the IPv4 address it
- * is. */
-function formatAddress(addr: Deno.Addr): string {
-  if (addr.transport !== "tcp" && addr.transport !== "udp") {
-    return addr.transport;
-  }
-  let host = addr.hostname;
-  if (host.startsWith("::ffff:") && host.includes(".")) host = host.slice(7);
-  return host.includes(":") ? `[${host}]:${addr.port}` : `${host}:${addr.port}`;
+  console.error(`${prefix()}${line}`);
 }
 
 // ---------------------------------------------------------------------------
 // Listening
 
-/** Opens the listening socket(s): the sheet's socket(), bind() and
- * listen(). With the default host, one socket on "::" receives IPv4 and
- * IPv6 (Linux and macOS are dual-stack by default). Where "::" is IPv6-only
- * (Windows, or Linux with net.ipv6.bindv6only=1), a second socket on
- * 0.0.0.0 serves IPv4 on the same port; where IPv6 is missing altogether,
- * 0.0.0.0 alone serves. */
+/** The sheet's socket(), bind() and listen(). With the default host, one
+ * socket on "::" takes IPv4 and IPv6 (Linux and macOS are dual-stack).
+ * Where "::" is IPv6-only (Windows, bindv6only=1), a second socket on
+ * 0.0.0.0 serves IPv4 on the same port; without IPv6, 0.0.0.0 alone. */
 function listen(options: CommonOptions): Deno.TcpListener[] {
   const { host, port } = options;
   let first: Deno.TcpListener;
@@ -940,9 +673,8 @@ function listen(options: CommonOptions): Deno.TcpListener[] {
   }
   if (host !== DEFAULT_HOST) return [first];
   const probe = { hostname: "0.0.0.0", port: first.addr.port };
-  // Run without -N, Deno asks the user before each new address: never ask
-  // about this probe, which the user did not choose. Without the permission
-  // we trust the dual-stack default of Linux and macOS.
+  // Without -N, Deno asks the user at each new address: never about this
+  // probe. Without the permission, trust the dual-stack default.
   const allowed = Deno.permissions.querySync({
     name: "net",
     host: `${probe.hostname}:${probe.port}`,
@@ -967,56 +699,54 @@ function isNoIPv6(err: unknown): boolean {
 
 /** Turns a failure to listen into one line telling the user what to do. */
 function describeListenError(err: unknown, options: CommonOptions): string {
-  const where = `${
-    options.host.includes(":") ? `[${options.host}]` : options.host
-  }:${options.port}`;
+  const { host, port } = options;
+  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   if (err instanceof Deno.errors.NotCapable) {
-    return `Network permission missing: run it as: ${howToRun()}`;
+    return `${SAID.noPermission()}${howToRun()}`;
   }
-  if (err instanceof Deno.errors.AddrInUse) {
-    return `Cannot listen on ${where}: address already in use; stop the other server (see: ss -tlnp) or choose another --port`;
-  }
-  if (err instanceof Deno.errors.PermissionDenied) {
-    return `Cannot listen on ${where}: permission denied; ports below 1024 need root, choose --port ${DEFAULT_PORT}`;
-  }
-  if (err instanceof Deno.errors.AddrNotAvailable) {
-    return `Cannot listen on ${where}: this machine has no such address; check --host`;
-  }
-  return `Cannot listen on ${where}: ${errorMessage(err)}`;
+  const why = err instanceof Deno.errors.AddrInUse
+    ? SAID.addrInUse()
+    : err instanceof Deno.errors.PermissionDenied
+    ? SAID.privileged()
+    : err instanceof Deno.errors.AddrNotAvailable
+    ? SAID.noSuchAddress()
+    : errorMessage(err);
+  return `${SAID.cannotListen(where)}${why}`;
 }
 
 /** The ready line's address part: "[::]:7777 (IPv4 and IPv6)" when one
  * dual-stack socket serves both families. */
 function describeListeners(listeners: Deno.TcpListener[]): string {
-  const addresses = listeners.map((l) => formatAddress(l.addr)).join(" and ");
+  const addresses = listeners.map((l) => formatAddress(l.addr))
+    .join(SAID.and());
   const dualStack = listeners.length === 1 &&
     listeners[0].addr.hostname === "::";
-  return dualStack ? `${addresses} (IPv4 and IPv6)` : addresses;
+  return dualStack ? `${addresses} ${SAID.bothFamilies()}` : addresses;
 }
 
 // ---------------------------------------------------------------------------
 // Accepting without dying
 
-/** accept() fails while the server is healthy: when a client resets before
- * we accept it, or when the process is out of file descriptors (EMFILE).
- * That is why `for await (const conn of listener)`, which ends for good on
- * the first error, is not a server loop. The accept loop calls this on each
- * failure but a closed listener: a vanished client is skipped; otherwise it
- * waits before the next try, doubling the wait up to the maximum, so that a
- * full descriptor table does not spin the CPU. */
+/** accept() fails while the server is healthy: a client resets before we
+ * accept it, or the process is out of file descriptors (EMFILE). So `for
+ * await (const conn of listener)`, which ends on the first error, is no
+ * server loop. The accept loop calls this on each failure: a vanished
+ * client is skipped; otherwise it waits, doubling the wait up to the
+ * maximum, so that a full descriptor table does not spin the CPU. */
 async function acceptFailed(err: unknown): Promise<void> {
   if (isClientGone(err)) return; // it left before we met it
-  if (isListenerBroken(err)) {
-    throw new Error(`cannot accept clients: ${errorMessage(err)}`);
+  // A listener destroyed (`ss -K`) fails with EINVAL for ever: no retry.
+  if ((err as { code?: string }).code === "EINVAL") {
+    throw new Error(SAID.cannotAccept(errorMessage(err)));
   }
   acceptRetryMs = Math.min(
     Math.max(acceptRetryMs * 2, ACCEPT_RETRY_MIN_MS),
     ACCEPT_RETRY_MAX_MS,
   );
   if (acceptRetryMs === ACCEPT_RETRY_MIN_MS) {
-    warn(`cannot accept clients: ${errorMessage(err)}; retrying`);
+    warn(`${SAID.cannotAccept(errorMessage(err))}${SAID.retrying()}`);
   }
-  await sleep(acceptRetryMs);
+  await new Promise((resolve) => setTimeout(resolve, acceptRetryMs));
 }
 
 /** The current wait between failed accepts; 0 while accept() works. */
@@ -1031,34 +761,25 @@ function isClientGone(err: unknown): boolean {
     err instanceof Deno.errors.ConnectionAborted;
 }
 
-/** accept() on a socket that no longer listens fails with EINVAL, and will
- * for ever: what happens when the listening socket is destroyed from outside
- * (`ss -K` does it). No retry can help. */
-function isListenerBroken(err: unknown): boolean {
-  return (err as { code?: string }).code === "EINVAL";
-}
-
 // ---------------------------------------------------------------------------
 // The clients
 
-/** Every client being served (the sheet's list of client sockets), with the
- * time we last heard from it; shutdown closes them all. */
-const clients = new Map<Deno.TcpConn, number>();
+/** The clients being served (the sheet's list); shutdown closes them. */
+const clients = new Set<Deno.TcpConn>();
 
 /** A client arrives: list it and say so. Returns how to name it in logs. */
 function welcome(conn: Deno.TcpConn): string {
   if (acceptRetryMs > 0) {
     acceptRetryMs = 0;
-    warn("accepting clients again");
+    warn(SAID.acceptingAgain());
   }
   const peer = formatAddress(conn.remoteAddr);
-  clients.set(conn, Date.now());
-  log(`${peer} connected`);
+  clients.add(conn);
+  log(SAID.connected(peer));
   return peer;
 }
 
-/** Removes a client from the list; the last one gone wakes main() if it is
- * waiting to print the summary. */
+/** A client leaves the list; the last one wakes main() if it waits. */
 function forget(conn: Deno.TcpConn): void {
   clients.delete(conn);
   if (clients.size === 0) lastClientGone?.();
@@ -1084,12 +805,181 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 /** Expected ways for a client to go get a short word; anything else is
  * worth a line on stderr, with the peer. */
 function describeDisconnect(err: unknown, peer: string): string {
-  if (err instanceof Deno.errors.ConnectionReset) return "reset the connection";
-  if (err instanceof Deno.errors.BrokenPipe) return "stopped reading and left";
-  if (err instanceof Deno.errors.BadResource) return "was closed at shutdown";
-  if (err instanceof Deno.errors.Interrupted) return "was closed at shutdown";
-  warn(`${peer}: ${errorMessage(err)}`);
-  return "failed";
+  if (err instanceof Deno.errors.ConnectionReset) return SAID.reset();
+  if (err instanceof Deno.errors.BrokenPipe) return SAID.stoppedReading();
+  if (err instanceof Deno.errors.BadResource) return SAID.closedAtShutdown();
+  if (err instanceof Deno.errors.Interrupted) return SAID.closedAtShutdown();
+  warn(`${peer}${say(": ", "\u00a0: ")}${errorMessage(err)}`);
+  return SAID.failed();
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown
+
+/** Why the server stops ("" while it serves), and what closes it. */
+const shutdown = { reason: "", close: () => {} };
+
+/** Makes Ctrl-C and SIGTERM call stopServer(); `close` closes what keeps
+ * the server running. Must be installed before the ready line: a parent
+ * that signals as soon as it reads that line must find the handler. */
+function installShutdown(close: () => void): void {
+  shutdown.close = close;
+  Deno.addSignalListener("SIGINT", () => stopServer("SIGINT"));
+  // Windows has no SIGTERM; Ctrl-C is its only signal there.
+  if (Deno.build.os !== "windows") {
+    Deno.addSignalListener("SIGTERM", () => stopServer("SIGTERM"));
+  }
+}
+
+/** Stops the server, once: main() then prints the summary with `reason`. */
+function stopServer(reason: string): void {
+  if (shutdown.reason) return; // a second Ctrl-C changes nothing
+  shutdown.reason = reason;
+  shutdown.close();
+  // Whatever still holds the process (a retry timer) must not keep it.
+  const timer = setTimeout(() => {
+    warn(SAID.stillBusy(reason));
+    Deno.exit(0);
+  }, SHUTDOWN_GRACE_MS);
+  Deno.unrefTimer(timer);
+}
+
+/** Clients are closed at once; whatever still runs this long after, the
+ * process exits anyway. */
+const SHUTDOWN_GRACE_MS = 2000;
+
+/** Closes the listeners and clients: the accept loops and reads end. */
+function closeAll(listeners: Deno.TcpListener[]): void {
+  for (const listener of listeners) closeQuietly(listener);
+  for (const conn of clients) closeQuietly(conn);
+}
+
+// ==== SKELETON END =========================================================
+
+// ==== COMMON BEGIN =========================================================
+// What every script of the kit needs, byte for byte the same in each (a
+// test fails if one copy drifts): the reader's language, the options every
+// script takes, ports, addresses, plurals, error text, the run() guard.
+// Each script defines PROGRAM (its name, the prefix of its lines).
+
+/** The reader's language: French when the system's locale is French
+ * (`navigator.language` follows LANG and needs no permission), English
+ * otherwise. `--lang fr|en` overrides it (takeCommonArgs). */
+let lang: "en" | "fr" = /^fr\b/i.test(navigator.language ?? "") ? "fr" : "en";
+
+/** The text for the reader's language. French text carries its own
+ * typography: a no-break space before `:` `;` `?` `!`. */
+function say(en: string, fr: string): string {
+  return lang === "fr" ? fr : en;
+}
+
+/** "tcp_echo: " or, in French, "tcp_echo : " (no-break space). */
+function prefix(): string {
+  return lang === "fr" ? `${PROGRAM}\u00a0: ` : `${PROGRAM}: `;
+}
+
+/** A mistake on the command line: one line, the usage, exit code 2. */
+class UsageError extends Error {}
+
+/** What every script accepts before its own options: a leading "--" (as
+ * `deno task X -- args` passes it) is dropped, and `--lang fr|en` (or
+ * `--lang=fr`) sets the language. Returns the other arguments. */
+function takeCommonArgs(args: string[]): string[] {
+  const rest = args[0] === "--" ? args.slice(1) : [...args];
+  for (let i = 0; i < rest.length; i++) {
+    const match = /^--lang(?:=(.*))?$/.exec(rest[i]);
+    if (!match) continue;
+    const value = match[1] ?? rest[i + 1];
+    rest.splice(i, match[1] === undefined ? 2 : 1);
+    if (value !== "fr" && value !== "en") {
+      throw new UsageError(say(
+        `Invalid language "${value ?? ""}": expected fr or en`,
+        `Langue « ${value ?? ""} » invalide\u00a0: fr ou en attendu`,
+      ));
+    }
+    lang = value;
+    i--;
+  }
+  return rest;
+}
+
+/** A port is a whole number from 0 to 65535; "7777abc" or "1e3" is not. */
+function parsePort(text: string): number {
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(port >= 0 && port <= 65535)) {
+    throw new UsageError(say(
+      `Invalid port "${text}": expected a number from 0 to 65535`,
+      `Port « ${text} » invalide\u00a0: un nombre de 0 à 65535 attendu`,
+    ));
+  }
+  return port;
+}
+
+/** A count as the reader writes it: 1048576, or in French 1 048 576. */
+function formatCount(count: number): string {
+  return lang === "fr" ? count.toLocaleString("fr-FR") : String(count);
+}
+
+/** "1 client", "2 clients"; in French 0 and 1 take the singular ("0 octet",
+ * "1 octet", "2 octets"). The nouns are given in the singular. */
+function plural(count: number, noun: string, nounFr = noun): string {
+  return lang === "fr"
+    ? `${formatCount(count)} ${nounFr}${Math.abs(count) >= 2 ? "s" : ""}`
+    : `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** Operating-system errors a reader meets, in French (Deno's own text is
+ * English: "Connection refused (os error 111)"). */
+const OS_ERRORS_FR: Record<string, string> = {
+  AddrInUse: "adresse déjà utilisée",
+  AddrNotAvailable: "adresse indisponible sur cette machine",
+  BrokenPipe: "tube rompu (le pair a fermé)",
+  ConnectionAborted: "connexion abandonnée",
+  ConnectionRefused: "connexion refusée",
+  ConnectionReset: "connexion réinitialisée par le pair",
+  NotConnected: "socket non connectée",
+  NotFound: "introuvable",
+  PermissionDenied: "permission refusée",
+  TimedOut: "délai dépassé",
+};
+
+/** The error's message, in the reader's language where it is the OS's. */
+function errorMessage(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const french = err instanceof Error ? OS_ERRORS_FR[err.name] : undefined;
+  if (lang !== "fr" || french === undefined) return text;
+  const code = /\(os error (\d+)\)/.exec(text)?.[1];
+  return code ? `${french} (erreur système ${code})` : french;
+}
+
+/** node:util's parseArgs explains a mistake in English, sometimes over
+ * several lines: one line, in French for a French reader. */
+// deno-fmt-ignore
+const ARGS_ERRORS_FR: [RegExp, string][] = [
+  [/^Unknown option '(.*)'$/, "Option « $1 » inconnue"],
+  [/^Unexpected argument '(.*)'\. .*$/, "Argument « $1 » inattendu\u00a0: des options seulement"],
+  [/^Option '(\S+) .*argument missing$/, "L'option « $1 » attend une valeur"],
+  [/^Option '(\S+)' argument is ambiguous.*$/, "Valeur de « $1 » ambiguë\u00a0: écrivez $1=-XYZ pour une valeur qui commence par un tiret"],
+  [/^Option '(\S+)' does not take an argument$/, "L'option « $1 » ne prend pas de valeur"],
+];
+
+/** parseArgs's error as one line in the reader's language. */
+function describeArgsError(err: unknown): string {
+  const text = errorMessage(err).replaceAll("\n", " ");
+  const fr = ARGS_ERRORS_FR.find(([pattern]) => pattern.test(text));
+  return fr ? say(text, text.replace(...fr)) : text;
+}
+
+/** "127.0.0.1:53422" or "[::1]:53422". An IPv4 client of a dual-stack
+ * socket appears as "::ffff:127.0.0.1"; we show it as the IPv4 address it
+ * is. */
+function formatAddress(addr: Deno.Addr): string {
+  if (addr.transport !== "tcp" && addr.transport !== "udp") {
+    return addr.transport;
+  }
+  let host = addr.hostname;
+  if (host.startsWith("::ffff:") && host.includes(".")) host = host.slice(7);
+  return host.includes(":") ? `[${host}]:${addr.port}` : `${host}:${addr.port}`;
 }
 
 function closeQuietly(resource: { close(): void }): void {
@@ -1100,68 +990,35 @@ function closeQuietly(resource: { close(): void }): void {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-// ---------------------------------------------------------------------------
-// Shutdown
-
-/** Stops the server, once: on Ctrl-C (SIGINT), on SIGTERM, or when the
- * script itself decides to (ok_server.ts on "fin"). Set by
- * installShutdown(). */
-let stopServer: (reason: string) => void = () => {};
-
-/** Makes Ctrl-C and SIGTERM call `stop`, which closes what keeps the server
- * running; main() then prints the summary with the reason it stopped. Must
- * be installed before the ready line: a parent that signals as soon as it
- * reads that line must find the handler in place. */
-function installShutdown(stop: () => void): { reason: string } {
-  const state = { reason: "" };
-  stopServer = (reason: string) => {
-    if (state.reason) return; // a second Ctrl-C changes nothing
-    state.reason = reason;
-    stop();
-    // Whatever still holds the process (a retry timer) must not keep it.
-    const timer = setTimeout(() => {
-      warn(`still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`);
-      Deno.exit(0);
-    }, SHUTDOWN_GRACE_MS);
-    Deno.unrefTimer(timer);
-  };
-  Deno.addSignalListener("SIGINT", () => stopServer("SIGINT"));
-  // Windows has no SIGTERM; Ctrl-C is its only signal there.
-  if (Deno.build.os !== "windows") {
-    Deno.addSignalListener("SIGTERM", () => stopServer("SIGTERM"));
-  }
-  return state;
-}
-
-/** On shutdown clients are closed at once; if anything still holds the
- * process after this long, it exits anyway. */
-const SHUTDOWN_GRACE_MS = 2000;
-
-/** Closes the listeners, so the accept loops end, and every client, so
- * their reads end. */
-function closeAll(listeners: Deno.TcpListener[]): void {
-  for (const listener of listeners) closeQuietly(listener);
-  for (const conn of clients.keys()) closeQuietly(conn);
-}
-
 /** Runs main() and exits with its code. Every error a user can cause is
- * handled where it happens; anything else still ends as one line on stderr
- * and exit code 1, never a stack trace. */
+ * handled where it happens; anything else, even an error no one awaited,
+ * still ends as one line on stderr and exit code 1, never a stack trace. */
 async function run(main: (args: string[]) => Promise<number>): Promise<void> {
+  const unexpected = (err: unknown) => {
+    console.error(
+      `${prefix()}${say("unexpected error", "erreur inattendue")}${
+        say(": ", "\u00a0: ")
+      }${errorMessage(err)}`,
+    );
+    Deno.exit(1);
+  };
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    unexpected(event.reason);
+  });
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    unexpected(event.error);
+  });
   let code: number;
   try {
     code = await main(Deno.args);
   } catch (err) {
-    warn(errorMessage(err));
-    code = 1;
+    return unexpected(err);
   }
   Deno.exit(code);
 }
 
-// ==== SKELETON END =========================================================
+// ==== COMMON END ===========================================================
 
 if (import.meta.main) await run(main);

@@ -3,40 +3,39 @@
  * # tcp_echo.ts — sequential TCP echo server: one client at a time
  *
  * Sends back every byte each client sends, until that client closes. It
- * serves ONE client at a time, on purpose: while one client is served, the
- * next one waits in the kernel's backlog queue (the sheet's `listen(1)`) and
- * is served as soon as the first one leaves. In the design space this is the
- * synchronous server; select_echo.ts serves many clients from one thread (an
- * event loop) and worker_echo.ts from several threads.
+ * serves ONE client at a time, on purpose: the next one waits in the
+ * kernel's backlog queue (the sheet's `listen(1)`) until the first leaves.
+ * In the design space this is the synchronous server; select_echo.ts serves
+ * many clients from one thread (an event loop), worker_echo.ts from several
+ * threads.
  *
- * Sheet: TP5b "Socket Serveur" (seeds/000), §1.2 "Version TCP". The sheet's
- * Python, line for line:
- *   s = socket.socket(AF_INET6, SOCK_STREAM)  ↔  Deno.listen({ hostname: "::",
- *   s.bind(("", 7777)); s.listen(1)                port, tcpBacklog: BACKLOG })
- *                                                  (one call; see listen())
- *   listen(1)                                 ↔  BACKLOG = 1
- *   sc, addr = s.accept()                     ↔  conn = await listener.accept()
- *   data = sc.recv(1500)                      ↔  n = await conn.read(buffer)
- *   if len(data) == 0: break                  ↔  if (n === null) break
- *   sc.send(data)                             ↔  await writeAll(conn, bytes)
- *   sc.close()                                ↔  closeQuietly(conn)
- *   the inner loop finishes before accept()   ↔  `await serveClient(…)`, THE
- *                                                  line of acceptLoop()
- * The echo service's own port is 7 (TCP and UDP); ports below 1024 need
- * root, so the sheet, and this script, use 7777.
+ * Sheet: TP5b "Socket Serveur" (seeds/000), §1.2 "Version TCP". Its Python,
+ * line for line:
+ *   s = socket(AF_INET6, SOCK_STREAM)  ↔  `DEFAULT_HOST = "::"`, in listen():
+ *   s.bind(("", 7777)); s.listen(1)   ↔  `Deno.listen({ hostname: host, port, tcpBacklog: BACKLOG })`
+ *   listen(1)                         ↔  `BACKLOG = 1`
+ *   sc, addr = s.accept()             ↔  `conn = await listener.accept()`
+ *   data = sc.recv(1500)              ↔  `n = await conn.read(buffer)`
+ *   if len(data) == 0: break          ↔  `if (n === null) break`
+ *   sc.send(data)                     ↔  `await writeAll(conn, buffer.subarray(0, n))`
+ *   sc.close()                        ↔  `closeQuietly(conn)`
+ *   the inner loop ends before accept ↔  `await serveClient(conn, buffer)`, THE line
+ * The echo service's own port is 7; ports below 1024 need root, so the
+ * sheet, and this script, use 7777.
  *
  * @run deno run -N tcp_echo.ts
  * Try it: `nc localhost 7777` in a second terminal, `ss -tnp` in a third;
  * start nc several times and watch the client port change. Or `chmod +x
- * tcp_echo.ts` once, then `./tcp_echo.ts`.
+ * tcp_echo.ts` once, then `./tcp_echo.ts`. It speaks French where the
+ * system does (LANG=fr_FR.UTF-8), or with `--lang fr`.
  * Siblings: select_echo.ts, worker_echo.ts, udp_echo.ts, client.ts,
- * ok_server.ts, check.ts.
+ * ok_server.ts, check.ts; echod.ts is the engineers' echo service.
  *
  * Permissions: `-N` (network) only: it listens and talks to clients.
  *
- * Reading order: the lesson (serveClient and acceptLoop), then main(), then
- * the command line, then the skeleton that every server of the kit shares
- * (output, listening, accepting without dying, shutdown).
+ * Reading order: the lesson (acceptLoop and serveClient), main(), the
+ * command line, then the skeleton every TCP server of the kit shares and
+ * the helpers every script shares.
  */
 
 import { parseArgs } from "node:util";
@@ -91,7 +90,7 @@ async function serveClient(conn: Deno.TcpConn, buffer: Uint8Array) {
   const peer = welcome(conn);
   stats.clients++;
   let echoed = 0;
-  let ending = "left";
+  let ending = SAID.left();
   try {
     // Deno leaves Nagle's algorithm on; with it, an echo split over two
     // reads waits up to 40 ms for the client's delayed ACK before its
@@ -116,7 +115,7 @@ async function serveClient(conn: Deno.TcpConn, buffer: Uint8Array) {
     closeQuietly(conn);
   }
   stats.bytes += echoed;
-  log(`${peer} ${ending} after ${plural(echoed, "byte")} echoed`);
+  log(`${peer} ${ending} ${TEXT.after(echoed)}`);
 }
 
 // ===========================================================================
@@ -134,23 +133,19 @@ async function main(args: string[]): Promise<number> {
     warn(describeListenError(err, options));
     return 1;
   }
-  const shutdown = installShutdown(() => closeAll(listeners));
-  announce(`listening on ${describeListeners(listeners)}`);
+  installShutdown(() => closeAll(listeners));
+  announce(SAID.listening(describeListeners(listeners)));
 
   await Promise.all(listeners.map(acceptLoop));
   // The accept loops are over; wait for the clients' last lines.
   await clientsGone();
 
-  announce(
-    `stopped by ${shutdown.reason || "closing"}: ${
-      plural(stats.clients, "client")
-    }, ${plural(stats.bytes, "byte")} echoed`,
-  );
+  announce(TEXT.stopped(shutdown.reason || SAID.closing()));
   return 0;
 }
 
 // ===========================================================================
-// The command line
+// The command line, and this script's words in English and French
 // ===========================================================================
 
 type Options = CommonOptions;
@@ -158,7 +153,34 @@ type Options = CommonOptions;
 /** This server's own options, besides --port, --host, --quiet, --help. */
 const OPTIONS = {};
 
-const USAGE = `Usage: ${howToRun()} [options]
+/** Returns the options, or the exit code when there is nothing to serve. */
+export function parseOptions(args: string[]): Options | number {
+  return readCommandLine(args, (common) => common);
+}
+
+/** This script's own words, in English and in French (see say()). */
+const TEXT = {
+  after: (bytes: number) =>
+    say(`after ${plural(bytes, "byte")} echoed`, `après ${echoedFr(bytes)}`),
+  stopped: (reason: string) =>
+    say(
+      `stopped by ${reason}: ${plural(stats.clients, "client")}, ${
+        plural(stats.bytes, "byte")
+      } echoed`,
+      `arrêté par ${reason}\u00a0: ${plural(stats.clients, "client")}, ${
+        echoedFr(stats.bytes)
+      }`,
+    ),
+};
+
+/** "0 octet renvoyé", "1 octet renvoyé", "2 octets renvoyés". */
+function echoedFr(bytes: number): string {
+  return `${plural(bytes, "octet")} renvoyé${bytes >= 2 ? "s" : ""}`;
+}
+
+function usage(): string {
+  return say(
+    `Usage: ${howToRun()} [options]
 
 Sequential TCP echo server: sends back every byte it receives, serving one
 client at a time (the next waits in the backlog until the first leaves).
@@ -168,46 +190,103 @@ Options:
   --host H     address to listen on (default ${DEFAULT_HOST}: all interfaces,
                IPv4 and IPv6)
   --quiet      no line per client (the ready line and summary remain)
+  --lang L     fr or en: the language of the messages (default: the system's)
   -h, --help   show this help and exit
 
-Try it: nc localhost ${DEFAULT_PORT}`;
+Try it: nc localhost ${DEFAULT_PORT}`,
+    `Utilisation\u00a0: ${howToRun()} [options]
 
-/** Returns the options, or the exit code when there is nothing to serve. */
-export function parseOptions(args: string[]): Options | number {
-  return readCommandLine(args, (common) => common);
+Serveur d'écho TCP séquentiel\u00a0: renvoie chaque octet reçu, à un client à
+la fois (le suivant attend dans la file d'attente que le premier parte).
+
+Options\u00a0:
+  --port N     port d'écoute, 0 laisse le système choisir (défaut ${DEFAULT_PORT})
+  --host H     adresse d'écoute (défaut ${DEFAULT_HOST}\u00a0: toutes les interfaces,
+               IPv4 et IPv6)
+  --quiet      aucune ligne par client (restent la ligne d'accueil et le bilan)
+  --lang L     fr ou en\u00a0: la langue des messages (défaut\u00a0: celle du système)
+  -h, --help   affiche cette aide et quitte
+
+Essayez\u00a0: nc localhost ${DEFAULT_PORT}`,
+  );
 }
 
-// The skeleton's pure pieces, for tests in-process (exporting adds no import).
+// The pure pieces, for tests in-process (exporting adds no import).
 export { describeDisconnect, formatAddress, parsePort, plural, UsageError };
 
 // ==== SKELETON BEGIN =======================================================
-// What every TCP server of this kit needs around its lesson: the command
-// line, the output, listening, accepting without dying, the list of
-// clients, and shutdown. These lines are the same, word for word, at the end
-// of tcp_echo.ts, select_echo.ts, worker_echo.ts and ok_server.ts (a test
-// fails when they drift), so that `diff tcp_echo.ts select_echo.ts` shows
-// only what changes the concurrency model. What differs between the servers
-// comes from each script's constants above: PROGRAM, RUN_LINE, DEFAULT_PORT,
-// BACKLOG, OPTIONS and USAGE.
+// What every TCP server of the kit needs around its lesson: command line,
+// output, listening, accepting without dying, the clients, shutdown. Word
+// for word the same in tcp_echo.ts, select_echo.ts, worker_echo.ts and
+// ok_server.ts (a test checks), so that `diff tcp_echo.ts select_echo.ts`
+// shows only the lesson. What differs comes from each script's constants:
+// PROGRAM, RUN_LINE, DEFAULT_PORT, DEFAULT_HOST, BACKLOG, OPTIONS, usage().
+
+/** The skeleton's own words, in English and in French (see say()). */
+const SAID = {
+  listening: (where: string) =>
+    say(`listening on ${where}`, `à l'écoute sur ${where}`),
+  bothFamilies: () => say("(IPv4 and IPv6)", "(IPv4 et IPv6)"),
+  and: () => say(" and ", " et "),
+  connected: (peer: string) => say(`${peer} connected`, `${peer} connecté`),
+  left: () => say("left", "est parti"),
+  reset: () => say("reset the connection", "a réinitialisé la connexion"),
+  stoppedReading: () =>
+    say("stopped reading and left", "a cessé de lire et est parti"),
+  closedAtShutdown: () =>
+    say("was closed at shutdown", "a été fermé à l'arrêt"),
+  failed: () => say("failed", "a échoué"),
+  closing: () => say("closing", "la fermeture"),
+  noPermission: () =>
+    say(
+      "Network permission missing: run it as: ",
+      "Permission réseau manquante\u00a0: lancez-le ainsi\u00a0: ",
+    ),
+  cannotListen: (where: string) =>
+    say(
+      `Cannot listen on ${where}: `,
+      `Impossible d'écouter sur ${where}\u00a0: `,
+    ),
+  addrInUse: () =>
+    say(
+      "address already in use; stop the other server (see: ss -tlnp) or choose another --port",
+      "adresse déjà utilisée\u00a0; arrêtez l'autre serveur (voir\u00a0: ss -tlnp) ou choisissez un autre --port",
+    ),
+  privileged: () =>
+    say(
+      `permission denied; ports below 1024 need root, choose --port ${DEFAULT_PORT}`,
+      `permission refusée\u00a0; les ports sous 1024 sont réservés à root, choisissez --port ${DEFAULT_PORT}`,
+    ),
+  noSuchAddress: () =>
+    say(
+      "this machine has no such address; check --host",
+      "cette machine n'a pas cette adresse\u00a0; vérifiez --host",
+    ),
+  cannotAccept: (why: string) =>
+    say(
+      `cannot accept clients: ${why}`,
+      `impossible d'accepter des clients\u00a0: ${why}`,
+    ),
+  retrying: () => say("; retrying", "\u00a0; nouvel essai"),
+  acceptingAgain: () =>
+    say("accepting clients again", "les clients sont de nouveau acceptés"),
+  stillBusy: (reason: string) =>
+    say(
+      `still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`,
+      `encore occupé ${SHUTDOWN_GRACE_MS} ms après ${reason}\u00a0; fin du programme`,
+    ),
+};
 
 // ---------------------------------------------------------------------------
 // Command line
 
 /** The options every server takes; each script adds its own (OPTIONS). */
-interface CommonOptions {
-  host: string;
-  port: number;
-  quiet: boolean;
-}
+type CommonOptions = { host: string; port: number; quiet: boolean };
 
-/** A mistake on the command line: reported with the usage, exit code 2. */
-class UsageError extends Error {}
-
-/** Reads the command line: the common options, and the script's own ones
- * that `build` turns into its Options (it may throw UsageError). Returns an
- * exit code instead when there is nothing to serve: 0 after --help (the
- * usage on stdout), 2 after a mistake (one line, then the usage, on
- * stderr). */
+/** Reads the common options, and the script's own ones that `build` turns
+ * into its Options (it may throw UsageError). Returns an exit code instead
+ * after --help (0: the usage on stdout) or a mistake (2: a line and the
+ * usage on stderr). */
 function readCommandLine<T>(
   args: string[],
   build: (common: CommonOptions, values: Record<string, unknown>) => T,
@@ -216,7 +295,7 @@ function readCommandLine<T>(
     let parsed;
     try {
       parsed = parseArgs({
-        args,
+        args: takeCommonArgs(args), // a leading "--", and --lang
         strict: true,
         allowPositionals: false,
         options: {
@@ -228,104 +307,60 @@ function readCommandLine<T>(
         },
       });
     } catch (err) {
-      // parseArgs names the option and explains, sometimes over several
-      // lines ("--port -5": did you mean --port=-5?): keep them, on one.
-      throw new UsageError(errorMessage(err).replaceAll("\n", " "));
+      throw new UsageError(describeArgsError(err)); // one line, translated
     }
     const values: Record<string, unknown> = parsed.values;
     if (values.help === true) {
-      console.log(USAGE);
+      console.log(usage());
       return 0;
     }
-    output.quiet = values.quiet === true;
-    const common = {
-      host: String(values.host),
-      port: parsePort(String(values.port)),
-      quiet: output.quiet,
-    };
-    return build(common, values);
+    quiet = values.quiet === true;
+    const port = parsePort(String(values.port));
+    return build({ host: String(values.host), port, quiet }, values);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     warn(err.message);
-    console.error(USAGE);
+    console.error(usage());
     return 2;
   }
-}
-
-/** A port is a whole number from 0 to 65535; "7777abc" or "1e3" is not. */
-function parsePort(text: string): number {
-  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
-  if (!(port >= 0 && port <= 65535)) {
-    throw new UsageError(
-      `Invalid port "${text}": expected a number from 0 to 65535`,
-    );
-  }
-  return port;
 }
 
 /** How to start this program, for messages that say how: the `deno run`
  * line, or inside a binary made by `deno compile`, the binary's own name. */
 function howToRun(): string {
-  if (!Deno.build.standalone) return RUN_LINE;
-  const path = Deno.execPath();
-  return path.slice(
-    Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1,
-  );
+  return Deno.build.standalone
+    ? Deno.execPath().split(/[\\/]/).pop()!
+    : RUN_LINE;
 }
 
 // ---------------------------------------------------------------------------
 // Output: one line per event, prefixed by the program's name.
 
-/** `quiet`: --quiet was given. `threadTag`: "[2] " in thread 2 of
- * worker_echo.ts, "" elsewhere: which thread wrote the line (console.log
- * writes a whole line at once, so threads' lines never mix). */
-const output = { quiet: false, threadTag: "" };
+/** --quiet was given: no per-client lines. */
+let quiet = false;
 
 /** Per-client lines, silenced by --quiet. */
 function log(line: string): void {
-  if (!output.quiet) console.log(`${PROGRAM}: ${output.threadTag}${line}`);
+  if (!quiet) console.log(`${prefix()}${line}`);
 }
 
 /** Lines that always appear: the ready line and the summary. */
 function announce(line: string): void {
-  console.log(`${PROGRAM}: ${line}`);
+  console.log(`${prefix()}${line}`);
 }
 
 /** Problems, on stderr. */
 function warn(line: string): void {
-  console.error(`${PROGRAM}: ${output.threadTag}${line}`);
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** "1 client", "2 clients". */
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
-}
-
-/** "127.0.0.1:53422" or "[::1]:53422". An IPv4 client of a dual-stack
- * socket appears as "::ffff:127.0.0.1"; we show it as the IPv4 address it
- * is. */
-function formatAddress(addr: Deno.Addr): string {
-  if (addr.transport !== "tcp" && addr.transport !== "udp") {
-    return addr.transport;
-  }
-  let host = addr.hostname;
-  if (host.startsWith("::ffff:") && host.includes(".")) host = host.slice(7);
-  return host.includes(":") ? `[${host}]:${addr.port}` : `${host}:${addr.port}`;
+  console.error(`${prefix()}${line}`);
 }
 
 // ---------------------------------------------------------------------------
 // Listening
 
-/** Opens the listening socket(s): the sheet's socket(), bind() and
- * listen(). With the default host, one socket on "::" receives IPv4 and
- * IPv6 (Linux and macOS are dual-stack by default). Where "::" is IPv6-only
- * (Windows, or Linux with net.ipv6.bindv6only=1), a second socket on
- * 0.0.0.0 serves IPv4 on the same port; where IPv6 is missing altogether,
- * 0.0.0.0 alone serves. */
+/** The sheet's socket(), bind() and listen(). With the default host, one
+ * socket on "::" takes IPv4 and IPv6 (Linux and macOS are dual-stack).
+ * Where "::" is IPv6-only (Windows, bindv6only=1), a second socket on
+ * 0.0.0.0 serves IPv4 on the same port; without IPv6, 0.0.0.0 alone. */
 function listen(options: CommonOptions): Deno.TcpListener[] {
   const { host, port } = options;
   let first: Deno.TcpListener;
@@ -337,9 +372,8 @@ function listen(options: CommonOptions): Deno.TcpListener[] {
   }
   if (host !== DEFAULT_HOST) return [first];
   const probe = { hostname: "0.0.0.0", port: first.addr.port };
-  // Run without -N, Deno asks the user before each new address: never ask
-  // about this probe, which the user did not choose. Without the permission
-  // we trust the dual-stack default of Linux and macOS.
+  // Without -N, Deno asks the user at each new address: never about this
+  // probe. Without the permission, trust the dual-stack default.
   const allowed = Deno.permissions.querySync({
     name: "net",
     host: `${probe.hostname}:${probe.port}`,
@@ -364,56 +398,54 @@ function isNoIPv6(err: unknown): boolean {
 
 /** Turns a failure to listen into one line telling the user what to do. */
 function describeListenError(err: unknown, options: CommonOptions): string {
-  const where = `${
-    options.host.includes(":") ? `[${options.host}]` : options.host
-  }:${options.port}`;
+  const { host, port } = options;
+  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   if (err instanceof Deno.errors.NotCapable) {
-    return `Network permission missing: run it as: ${howToRun()}`;
+    return `${SAID.noPermission()}${howToRun()}`;
   }
-  if (err instanceof Deno.errors.AddrInUse) {
-    return `Cannot listen on ${where}: address already in use; stop the other server (see: ss -tlnp) or choose another --port`;
-  }
-  if (err instanceof Deno.errors.PermissionDenied) {
-    return `Cannot listen on ${where}: permission denied; ports below 1024 need root, choose --port ${DEFAULT_PORT}`;
-  }
-  if (err instanceof Deno.errors.AddrNotAvailable) {
-    return `Cannot listen on ${where}: this machine has no such address; check --host`;
-  }
-  return `Cannot listen on ${where}: ${errorMessage(err)}`;
+  const why = err instanceof Deno.errors.AddrInUse
+    ? SAID.addrInUse()
+    : err instanceof Deno.errors.PermissionDenied
+    ? SAID.privileged()
+    : err instanceof Deno.errors.AddrNotAvailable
+    ? SAID.noSuchAddress()
+    : errorMessage(err);
+  return `${SAID.cannotListen(where)}${why}`;
 }
 
 /** The ready line's address part: "[::]:7777 (IPv4 and IPv6)" when one
  * dual-stack socket serves both families. */
 function describeListeners(listeners: Deno.TcpListener[]): string {
-  const addresses = listeners.map((l) => formatAddress(l.addr)).join(" and ");
+  const addresses = listeners.map((l) => formatAddress(l.addr))
+    .join(SAID.and());
   const dualStack = listeners.length === 1 &&
     listeners[0].addr.hostname === "::";
-  return dualStack ? `${addresses} (IPv4 and IPv6)` : addresses;
+  return dualStack ? `${addresses} ${SAID.bothFamilies()}` : addresses;
 }
 
 // ---------------------------------------------------------------------------
 // Accepting without dying
 
-/** accept() fails while the server is healthy: when a client resets before
- * we accept it, or when the process is out of file descriptors (EMFILE).
- * That is why `for await (const conn of listener)`, which ends for good on
- * the first error, is not a server loop. The accept loop calls this on each
- * failure but a closed listener: a vanished client is skipped; otherwise it
- * waits before the next try, doubling the wait up to the maximum, so that a
- * full descriptor table does not spin the CPU. */
+/** accept() fails while the server is healthy: a client resets before we
+ * accept it, or the process is out of file descriptors (EMFILE). So `for
+ * await (const conn of listener)`, which ends on the first error, is no
+ * server loop. The accept loop calls this on each failure: a vanished
+ * client is skipped; otherwise it waits, doubling the wait up to the
+ * maximum, so that a full descriptor table does not spin the CPU. */
 async function acceptFailed(err: unknown): Promise<void> {
   if (isClientGone(err)) return; // it left before we met it
-  if (isListenerBroken(err)) {
-    throw new Error(`cannot accept clients: ${errorMessage(err)}`);
+  // A listener destroyed (`ss -K`) fails with EINVAL for ever: no retry.
+  if ((err as { code?: string }).code === "EINVAL") {
+    throw new Error(SAID.cannotAccept(errorMessage(err)));
   }
   acceptRetryMs = Math.min(
     Math.max(acceptRetryMs * 2, ACCEPT_RETRY_MIN_MS),
     ACCEPT_RETRY_MAX_MS,
   );
   if (acceptRetryMs === ACCEPT_RETRY_MIN_MS) {
-    warn(`cannot accept clients: ${errorMessage(err)}; retrying`);
+    warn(`${SAID.cannotAccept(errorMessage(err))}${SAID.retrying()}`);
   }
-  await sleep(acceptRetryMs);
+  await new Promise((resolve) => setTimeout(resolve, acceptRetryMs));
 }
 
 /** The current wait between failed accepts; 0 while accept() works. */
@@ -428,34 +460,25 @@ function isClientGone(err: unknown): boolean {
     err instanceof Deno.errors.ConnectionAborted;
 }
 
-/** accept() on a socket that no longer listens fails with EINVAL, and will
- * for ever: what happens when the listening socket is destroyed from outside
- * (`ss -K` does it). No retry can help. */
-function isListenerBroken(err: unknown): boolean {
-  return (err as { code?: string }).code === "EINVAL";
-}
-
 // ---------------------------------------------------------------------------
 // The clients
 
-/** Every client being served (the sheet's list of client sockets), with the
- * time we last heard from it; shutdown closes them all. */
-const clients = new Map<Deno.TcpConn, number>();
+/** The clients being served (the sheet's list); shutdown closes them. */
+const clients = new Set<Deno.TcpConn>();
 
 /** A client arrives: list it and say so. Returns how to name it in logs. */
 function welcome(conn: Deno.TcpConn): string {
   if (acceptRetryMs > 0) {
     acceptRetryMs = 0;
-    warn("accepting clients again");
+    warn(SAID.acceptingAgain());
   }
   const peer = formatAddress(conn.remoteAddr);
-  clients.set(conn, Date.now());
-  log(`${peer} connected`);
+  clients.add(conn);
+  log(SAID.connected(peer));
   return peer;
 }
 
-/** Removes a client from the list; the last one gone wakes main() if it is
- * waiting to print the summary. */
+/** A client leaves the list; the last one wakes main() if it waits. */
 function forget(conn: Deno.TcpConn): void {
   clients.delete(conn);
   if (clients.size === 0) lastClientGone?.();
@@ -481,12 +504,181 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 /** Expected ways for a client to go get a short word; anything else is
  * worth a line on stderr, with the peer. */
 function describeDisconnect(err: unknown, peer: string): string {
-  if (err instanceof Deno.errors.ConnectionReset) return "reset the connection";
-  if (err instanceof Deno.errors.BrokenPipe) return "stopped reading and left";
-  if (err instanceof Deno.errors.BadResource) return "was closed at shutdown";
-  if (err instanceof Deno.errors.Interrupted) return "was closed at shutdown";
-  warn(`${peer}: ${errorMessage(err)}`);
-  return "failed";
+  if (err instanceof Deno.errors.ConnectionReset) return SAID.reset();
+  if (err instanceof Deno.errors.BrokenPipe) return SAID.stoppedReading();
+  if (err instanceof Deno.errors.BadResource) return SAID.closedAtShutdown();
+  if (err instanceof Deno.errors.Interrupted) return SAID.closedAtShutdown();
+  warn(`${peer}${say(": ", "\u00a0: ")}${errorMessage(err)}`);
+  return SAID.failed();
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown
+
+/** Why the server stops ("" while it serves), and what closes it. */
+const shutdown = { reason: "", close: () => {} };
+
+/** Makes Ctrl-C and SIGTERM call stopServer(); `close` closes what keeps
+ * the server running. Must be installed before the ready line: a parent
+ * that signals as soon as it reads that line must find the handler. */
+function installShutdown(close: () => void): void {
+  shutdown.close = close;
+  Deno.addSignalListener("SIGINT", () => stopServer("SIGINT"));
+  // Windows has no SIGTERM; Ctrl-C is its only signal there.
+  if (Deno.build.os !== "windows") {
+    Deno.addSignalListener("SIGTERM", () => stopServer("SIGTERM"));
+  }
+}
+
+/** Stops the server, once: main() then prints the summary with `reason`. */
+function stopServer(reason: string): void {
+  if (shutdown.reason) return; // a second Ctrl-C changes nothing
+  shutdown.reason = reason;
+  shutdown.close();
+  // Whatever still holds the process (a retry timer) must not keep it.
+  const timer = setTimeout(() => {
+    warn(SAID.stillBusy(reason));
+    Deno.exit(0);
+  }, SHUTDOWN_GRACE_MS);
+  Deno.unrefTimer(timer);
+}
+
+/** Clients are closed at once; whatever still runs this long after, the
+ * process exits anyway. */
+const SHUTDOWN_GRACE_MS = 2000;
+
+/** Closes the listeners and clients: the accept loops and reads end. */
+function closeAll(listeners: Deno.TcpListener[]): void {
+  for (const listener of listeners) closeQuietly(listener);
+  for (const conn of clients) closeQuietly(conn);
+}
+
+// ==== SKELETON END =========================================================
+
+// ==== COMMON BEGIN =========================================================
+// What every script of the kit needs, byte for byte the same in each (a
+// test fails if one copy drifts): the reader's language, the options every
+// script takes, ports, addresses, plurals, error text, the run() guard.
+// Each script defines PROGRAM (its name, the prefix of its lines).
+
+/** The reader's language: French when the system's locale is French
+ * (`navigator.language` follows LANG and needs no permission), English
+ * otherwise. `--lang fr|en` overrides it (takeCommonArgs). */
+let lang: "en" | "fr" = /^fr\b/i.test(navigator.language ?? "") ? "fr" : "en";
+
+/** The text for the reader's language. French text carries its own
+ * typography: a no-break space before `:` `;` `?` `!`. */
+function say(en: string, fr: string): string {
+  return lang === "fr" ? fr : en;
+}
+
+/** "tcp_echo: " or, in French, "tcp_echo : " (no-break space). */
+function prefix(): string {
+  return lang === "fr" ? `${PROGRAM}\u00a0: ` : `${PROGRAM}: `;
+}
+
+/** A mistake on the command line: one line, the usage, exit code 2. */
+class UsageError extends Error {}
+
+/** What every script accepts before its own options: a leading "--" (as
+ * `deno task X -- args` passes it) is dropped, and `--lang fr|en` (or
+ * `--lang=fr`) sets the language. Returns the other arguments. */
+function takeCommonArgs(args: string[]): string[] {
+  const rest = args[0] === "--" ? args.slice(1) : [...args];
+  for (let i = 0; i < rest.length; i++) {
+    const match = /^--lang(?:=(.*))?$/.exec(rest[i]);
+    if (!match) continue;
+    const value = match[1] ?? rest[i + 1];
+    rest.splice(i, match[1] === undefined ? 2 : 1);
+    if (value !== "fr" && value !== "en") {
+      throw new UsageError(say(
+        `Invalid language "${value ?? ""}": expected fr or en`,
+        `Langue « ${value ?? ""} » invalide\u00a0: fr ou en attendu`,
+      ));
+    }
+    lang = value;
+    i--;
+  }
+  return rest;
+}
+
+/** A port is a whole number from 0 to 65535; "7777abc" or "1e3" is not. */
+function parsePort(text: string): number {
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(port >= 0 && port <= 65535)) {
+    throw new UsageError(say(
+      `Invalid port "${text}": expected a number from 0 to 65535`,
+      `Port « ${text} » invalide\u00a0: un nombre de 0 à 65535 attendu`,
+    ));
+  }
+  return port;
+}
+
+/** A count as the reader writes it: 1048576, or in French 1 048 576. */
+function formatCount(count: number): string {
+  return lang === "fr" ? count.toLocaleString("fr-FR") : String(count);
+}
+
+/** "1 client", "2 clients"; in French 0 and 1 take the singular ("0 octet",
+ * "1 octet", "2 octets"). The nouns are given in the singular. */
+function plural(count: number, noun: string, nounFr = noun): string {
+  return lang === "fr"
+    ? `${formatCount(count)} ${nounFr}${Math.abs(count) >= 2 ? "s" : ""}`
+    : `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** Operating-system errors a reader meets, in French (Deno's own text is
+ * English: "Connection refused (os error 111)"). */
+const OS_ERRORS_FR: Record<string, string> = {
+  AddrInUse: "adresse déjà utilisée",
+  AddrNotAvailable: "adresse indisponible sur cette machine",
+  BrokenPipe: "tube rompu (le pair a fermé)",
+  ConnectionAborted: "connexion abandonnée",
+  ConnectionRefused: "connexion refusée",
+  ConnectionReset: "connexion réinitialisée par le pair",
+  NotConnected: "socket non connectée",
+  NotFound: "introuvable",
+  PermissionDenied: "permission refusée",
+  TimedOut: "délai dépassé",
+};
+
+/** The error's message, in the reader's language where it is the OS's. */
+function errorMessage(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const french = err instanceof Error ? OS_ERRORS_FR[err.name] : undefined;
+  if (lang !== "fr" || french === undefined) return text;
+  const code = /\(os error (\d+)\)/.exec(text)?.[1];
+  return code ? `${french} (erreur système ${code})` : french;
+}
+
+/** node:util's parseArgs explains a mistake in English, sometimes over
+ * several lines: one line, in French for a French reader. */
+// deno-fmt-ignore
+const ARGS_ERRORS_FR: [RegExp, string][] = [
+  [/^Unknown option '(.*)'$/, "Option « $1 » inconnue"],
+  [/^Unexpected argument '(.*)'\. .*$/, "Argument « $1 » inattendu\u00a0: des options seulement"],
+  [/^Option '(\S+) .*argument missing$/, "L'option « $1 » attend une valeur"],
+  [/^Option '(\S+)' argument is ambiguous.*$/, "Valeur de « $1 » ambiguë\u00a0: écrivez $1=-XYZ pour une valeur qui commence par un tiret"],
+  [/^Option '(\S+)' does not take an argument$/, "L'option « $1 » ne prend pas de valeur"],
+];
+
+/** parseArgs's error as one line in the reader's language. */
+function describeArgsError(err: unknown): string {
+  const text = errorMessage(err).replaceAll("\n", " ");
+  const fr = ARGS_ERRORS_FR.find(([pattern]) => pattern.test(text));
+  return fr ? say(text, text.replace(...fr)) : text;
+}
+
+/** "127.0.0.1:53422" or "[::1]:53422". An IPv4 client of a dual-stack
+ * socket appears as "::ffff:127.0.0.1"; we show it as the IPv4 address it
+ * is. */
+function formatAddress(addr: Deno.Addr): string {
+  if (addr.transport !== "tcp" && addr.transport !== "udp") {
+    return addr.transport;
+  }
+  let host = addr.hostname;
+  if (host.startsWith("::ffff:") && host.includes(".")) host = host.slice(7);
+  return host.includes(":") ? `[${host}]:${addr.port}` : `${host}:${addr.port}`;
 }
 
 function closeQuietly(resource: { close(): void }): void {
@@ -497,68 +689,35 @@ function closeQuietly(resource: { close(): void }): void {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-// ---------------------------------------------------------------------------
-// Shutdown
-
-/** Stops the server, once: on Ctrl-C (SIGINT), on SIGTERM, or when the
- * script itself decides to (ok_server.ts on "fin"). Set by
- * installShutdown(). */
-let stopServer: (reason: string) => void = () => {};
-
-/** Makes Ctrl-C and SIGTERM call `stop`, which closes what keeps the server
- * running; main() then prints the summary with the reason it stopped. Must
- * be installed before the ready line: a parent that signals as soon as it
- * reads that line must find the handler in place. */
-function installShutdown(stop: () => void): { reason: string } {
-  const state = { reason: "" };
-  stopServer = (reason: string) => {
-    if (state.reason) return; // a second Ctrl-C changes nothing
-    state.reason = reason;
-    stop();
-    // Whatever still holds the process (a retry timer) must not keep it.
-    const timer = setTimeout(() => {
-      warn(`still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`);
-      Deno.exit(0);
-    }, SHUTDOWN_GRACE_MS);
-    Deno.unrefTimer(timer);
-  };
-  Deno.addSignalListener("SIGINT", () => stopServer("SIGINT"));
-  // Windows has no SIGTERM; Ctrl-C is its only signal there.
-  if (Deno.build.os !== "windows") {
-    Deno.addSignalListener("SIGTERM", () => stopServer("SIGTERM"));
-  }
-  return state;
-}
-
-/** On shutdown clients are closed at once; if anything still holds the
- * process after this long, it exits anyway. */
-const SHUTDOWN_GRACE_MS = 2000;
-
-/** Closes the listeners, so the accept loops end, and every client, so
- * their reads end. */
-function closeAll(listeners: Deno.TcpListener[]): void {
-  for (const listener of listeners) closeQuietly(listener);
-  for (const conn of clients.keys()) closeQuietly(conn);
-}
-
 /** Runs main() and exits with its code. Every error a user can cause is
- * handled where it happens; anything else still ends as one line on stderr
- * and exit code 1, never a stack trace. */
+ * handled where it happens; anything else, even an error no one awaited,
+ * still ends as one line on stderr and exit code 1, never a stack trace. */
 async function run(main: (args: string[]) => Promise<number>): Promise<void> {
+  const unexpected = (err: unknown) => {
+    console.error(
+      `${prefix()}${say("unexpected error", "erreur inattendue")}${
+        say(": ", "\u00a0: ")
+      }${errorMessage(err)}`,
+    );
+    Deno.exit(1);
+  };
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    unexpected(event.reason);
+  });
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    unexpected(event.error);
+  });
   let code: number;
   try {
     code = await main(Deno.args);
   } catch (err) {
-    warn(errorMessage(err));
-    code = 1;
+    return unexpected(err);
   }
   Deno.exit(code);
 }
 
-// ==== SKELETON END =========================================================
+// ==== COMMON END ===========================================================
 
 if (import.meta.main) await run(main);

@@ -2,67 +2,41 @@
 /**
  * # worker_echo.ts — threaded TCP echo server: many clients, several threads
  *
- * Sends back every byte each client sends, until that client closes. It
- * serves many clients at once on SEVERAL threads (Web Workers): each thread
- * is a whole select_echo.ts (one event loop, many clients), and the kernel
- * shares the arriving clients among them. In the design space this is the
- * threaded server, after tcp_echo.ts (one client at a time) and
- * select_echo.ts (one thread, many clients); it uses every CPU, where
- * select_echo.ts uses one.
+ * Sends back every byte each client sends, until that client closes, on
+ * SEVERAL threads (Web Workers): each thread is a whole select_echo.ts (one
+ * event loop, many clients), and the kernel shares the arriving clients
+ * among them. The threaded server, after tcp_echo.ts (one client at a time)
+ * and select_echo.ts (one thread): it uses every CPU. Deno cannot hand a
+ * socket to a Worker, so each thread ACCEPTS on its own listening socket,
+ * all on one port: `reusePort` (SO_REUSEPORT) lets Linux spread the clients
+ * over them. The threads share nothing, so nothing needs a lock. Elsewhere
+ * (macOS, Windows) the server says so and serves with one thread.
  *
- * The sheet starts one thread per client and hands it the client's socket.
- * Deno cannot hand a socket to another thread (a Web Worker shares no
- * memory and no sockets with its parent), so this server turns the idea
- * around: N threads, started once, each ACCEPTS on its own listening socket,
- * all on the same port. The `reusePort` option (SO_REUSEPORT) lets several
- * sockets listen on one port, and Linux spreads the arriving clients over
- * them. The threads share nothing else, so there is nothing to lock: the
- * sheet's "problèmes de synchronisation" cannot arise. Elsewhere (macOS,
- * Windows) a port cannot be shared this way: the server says so and serves
- * with one thread, as select_echo.ts does.
- *
- * Sheet: TP5b "Socket Serveur" (seeds/000), §2.2 "Pour aller plus loin :
- * version thread". The sheet's Python, line for line:
- *   def handle(sc): the recv/send     ↔  serveClient(conn), in each thread
- *     loop, then sc.close()
- *   t = threading.Thread(None,        ↔  new Worker(import.meta.url, …): a
- *         handle, None, (sc,))            thread running this same file
- *   t.start()                         ↔  worker.postMessage({ type: "serve" })
- *   (sc,): the client's socket,       ↔  nothing: a Worker cannot be handed
- *     handed to the thread                a socket, so each thread listens
- *                                         on the port itself (reusePort)
- *                                         and the kernel spreads clients
- *   sc, addr = s.accept(), in the     ↔  conn = await listener.accept(), in
- *     main thread                         each thread
- *   the thread ends when its client   ↔  a thread lives on and serves many
- *     leaves                              clients at once, as select_echo.ts
- *   s.listen(1)                       ↔  BACKLOG = 511, in each thread
- *
- * Two halves, as in any Web Worker program, here in one file: "the main
- * thread" starts the threads, replaces one that dies and stops them on
- * Ctrl-C; "each thread" is select_echo.ts's serving code. Every thread runs
- * this same file again, with its own copy of every module-level binding;
- * the main thread keeps its state in one object, `pool`, and the last line
- * of the file decides which half runs.
+ * Sheet: TP5b "Socket Serveur" (seeds/000), §2.2 "version thread". Its
+ * Python, line for line:
+ *   def handle(sc): recv/send loop  ↔  `serveClient(conn)`, in each thread
+ *   threading.Thread(None, handle…) ↔  `new Worker(import.meta.url, …)`: THE line
+ *   t.start()                       ↔  `worker.postMessage({ type: "serve", …`
+ *   (sc,): its socket, to the thread ↔  `reusePort: true`: each thread listens itself
+ *   sc, addr = s.accept()           ↔  `conn = await listener.accept()`, in each thread
+ *   the thread ends with its client ↔  a thread serves many clients: `serveClient(conn);`
+ * Two halves in one file: "the main thread" starts the threads, replaces
+ * one that dies (with a back-off) and stops them on Ctrl-C; "each thread"
+ * runs select_echo.ts's lesson code, fenced and checked identical. The last
+ * line of the file decides which half runs.
  *
  * @run deno run -N --allow-read=worker_echo.ts --unstable-net worker_echo.ts
- * Try it: `nc localhost 7777` in several terminals at once; each line
- * "[2] 127.0.0.1:53422 connected" names the thread serving that client.
- * `top -H` in another terminal shows the threads.
- * Siblings: tcp_echo.ts, select_echo.ts, udp_echo.ts, client.ts,
- * ok_server.ts, check.ts.
+ * Try it: `nc localhost 7777` in several terminals; each line "[2]
+ * 127.0.0.1:53422 connected" names the thread. `top -H` shows the threads.
+ * In French: LANG=fr_FR.UTF-8, or `--lang fr`. Siblings: tcp_echo.ts,
+ * select_echo.ts, udp_echo.ts, client.ts, ok_server.ts, check.ts, echod.ts.
  *
- * Permissions: `-N` (network): it listens and talks to clients.
- * `--allow-read=worker_echo.ts`: each thread runs this same file, which
- * Deno reads again for it (the path is relative to the current folder, as
- * the script's is: run it from its folder). `--unstable-net` is not a
- * permission: `reusePort` is still marked unstable in Deno and needs it
- * (the deno.json of this project turns it on for every script next to it).
+ * Permissions: `-N` (network). `--allow-read=worker_echo.ts`: each thread
+ * runs this file, which Deno reads again (relative to the current folder:
+ * run it from its folder). `--unstable-net`: `reusePort` needs it.
  *
- * Reading order: the main thread, then each thread (acceptLoop and
- * serveClient), then main(), then "beyond the sheet" (sharing the port, the
- * flags, client limit, buffers, fairness, idle timeout), the command line,
- * and the skeleton that every server of the kit shares.
+ * Reading order: the main thread, each thread, main(), beyond the sheet
+ * (sharing the port, the flags), the command line, the skeleton.
  */
 
 import { parseArgs } from "node:util";
@@ -80,35 +54,27 @@ const DEFAULT_HOST = "::";
 // ===========================================================================
 // The lesson, first half: the main thread
 // ===========================================================================
-// It serves no client. It starts the threads, each running this same file,
-// tells each one what to serve, replaces one that dies, and on Ctrl-C stops
-// them all and adds up their counts.
+// It serves no client: it starts the threads (this same file), replaces
+// one that dies, and on Ctrl-C stops them all and adds up their counts.
 
 /** Everything the main thread keeps. (The threads' own state, in the second
  * half, is module-level as in select_echo.ts: each thread has its copy.) */
 const pool = {
-  /** The live threads, by number (1 to --threads). */
-  threads: new Map<number, Worker>(),
-  /** What every thread is told to serve; set by main(). */
-  order: null as ServeOrder | null,
-  /** Per thread number, the last wait before replacing it. */
-  restartWaits: new Map<number, number>(),
-  /** Set on Ctrl-C: threads that end from now on are not replaced. */
-  stopping: false,
-  /** Wakes main() when the last thread has ended, once stopping. */
-  lastThreadGone: undefined as (() => void) | undefined,
-  /** Clients served and bytes echoed, summed as each thread ends. */
-  served: { clients: 0, bytes: 0 },
+  threads: new Map<number, Worker>(), // the live ones, by number
+  order: null as ServeOrder | null, // what each is told to serve
+  restartWaits: new Map<number, number>(), // last wait before replacing
+  stopping: false, // after Ctrl-C: threads that end are not replaced
+  lastThreadGone: undefined as (() => void) | undefined, // wakes main()
+  served: { clients: 0, bytes: 0 }, // summed as each thread ends
 };
 
 /** Starts thread number n; resolves once it listens, or cannot. */
 function startThread(n: number): Promise<Start> {
-  // THE line that makes this server threaded, the sheet's
-  // `threading.Thread(None, handle, None, (sc,))`: a Web Worker is a thread
-  // with its own JavaScript engine and event loop, here running this same
-  // file. Its serveClient() calls run beside the other threads', on another
-  // CPU; they share no memory, only messages. It cannot be handed a socket,
-  // so it is started once, not per client: it accepts its own clients.
+  // THE line that makes this server threaded, the sheet's `threading.Thread(
+  // None, handle, None, (sc,))`: a Web Worker is a thread with its own
+  // JavaScript engine and event loop, running this same file on another
+  // CPU; threads share no memory, only messages. It cannot be handed a
+  // socket, so it starts once, not per client: it accepts its own clients.
   const worker = new Worker(import.meta.url, {
     type: "module",
     name: `${PROGRAM} thread ${n}`,
@@ -144,7 +110,7 @@ function startThread(n: number): Promise<Start> {
       event.preventDefault();
       gone(event.message);
     };
-    worker.postMessage({ type: "serve", thread: n, ...pool.order! });
+    worker.postMessage({ type: "serve", thread: n, lang, ...pool.order! });
   });
 }
 
@@ -153,8 +119,8 @@ function startThread(n: number): Promise<Start> {
 async function startThreads(count: number): Promise<string> {
   // Thread 1 alone first: if it cannot listen, none can, and it says why.
   const first = await startThread(1);
-  if (first.type === "cannot-listen") return first.line;
-  if (first.type === "died") return `[1] thread died: ${first.message}`;
+  if (first.type === "cannot-listen") return first.message;
+  if (first.type === "died") return `[1] ${TEXT.died(first.message)}`;
   const others: Promise<Start>[] = [];
   for (let n = 2; n <= count && !pool.stopping; n++) {
     others.push(startThread(n));
@@ -167,16 +133,10 @@ async function startThreads(count: number): Promise<string> {
       // Linux. Go on with the thread that listens, not replaced.
       portShared = false;
     } else {
-      replaceThread(i + 2, whyNotListening(start), Date.now());
+      replaceThread(i + 2, start.message, Date.now());
     }
   }
-  if (!portShared) {
-    warn(
-      `this system lets only one socket listen on a port (reusePort shares it on Linux only): serving with ${
-        plural(pool.threads.size, "thread")
-      }`,
-    );
-  }
+  if (!portShared) warn(TEXT.portNotShared(pool.threads.size));
   return "";
 }
 
@@ -186,13 +146,13 @@ function replaceThread(n: number, why: string, startedAt: number): void {
   if (pool.stopping) return;
   const wait = restartDelay(Date.now() - startedAt, pool.restartWaits.get(n));
   pool.restartWaits.set(n, wait);
-  warn(`[${n}] thread died: ${why}; starting another in ${wait} ms`);
+  warn(`[${n}] ${TEXT.died(why)}${TEXT.restarting(wait)}`);
   setTimeout(async () => {
     if (pool.stopping) return;
     const restartedAt = Date.now();
     const start = await startThread(n);
-    if (start.type === "listening") warn(`[${n}] new thread listening`);
-    else replaceThread(n, whyNotListening(start), restartedAt);
+    if (start.type === "listening") warn(`[${n}] ${TEXT.newThread()}`);
+    else replaceThread(n, start.message, restartedAt);
   }, wait);
 }
 
@@ -212,8 +172,7 @@ export function restartDelay(livedMs: number, lastWaitMs?: number): number {
   return Math.min(lastWaitMs * 2, RESTART_DELAY_MAX_MS);
 }
 
-/** On Ctrl-C: tells every thread to stop; threadsStopped() resolves once
- * all have reported their counts. */
+/** On Ctrl-C: tells every thread to stop (and report its counts). */
 function stopThreads(): void {
   pool.stopping = true;
   for (const worker of pool.threads.values()) {
@@ -238,63 +197,45 @@ function addCounts(counts: Counts): void {
   pool.served.bytes += counts.bytes;
 }
 
-/** Why a thread did not start listening, in words. */
-function whyNotListening(start: Exclude<Start, { type: "listening" }>): string {
-  return start.type === "died" ? start.message : start.line;
-}
-
 // ---------------------------------------------------------------------------
 // What the two halves tell each other (messages are their only link)
 
 /** Clients served and bytes echoed; each thread keeps its own. */
 type Counts = { clients: number; bytes: number };
 
-/** What every thread is told to serve: the options, and the address(es)
- * the main thread's listen() chose, the same for all. */
+/** What every thread serves: the options, the main thread's addresses. */
 type ServeOrder = { options: Options; addresses: Deno.NetAddr[] };
 
-/** The main thread's orders to a thread. */
-type Order = { type: "serve"; thread: number } & ServeOrder | { type: "stop" };
+/** The main thread's orders to a thread (with the reader's language). */
+type Order =
+  | { type: "serve"; thread: number; lang: "en" | "fr" } & ServeOrder
+  | { type: "stop" };
 
 /** A thread's reports to the main thread. */
 type Report =
   | { type: "listening" }
-  | { type: "cannot-listen"; line: string; addrInUse: boolean }
+  | { type: "cannot-listen"; message: string; addrInUse: boolean }
   | { type: "died"; message: string; stats: Counts }
   | { type: "stopped"; stats: Counts };
 
 /** How a thread's start ended. */
 type Start =
   | { type: "listening" }
-  | { type: "cannot-listen"; line: string; addrInUse: boolean }
+  | { type: "cannot-listen"; message: string; addrInUse: boolean }
   | { type: "died"; message: string };
 
 // ===========================================================================
 // The lesson, second half: each thread
 // ===========================================================================
-// Everything below runs in a Worker, once per thread, exactly as
-// select_echo.ts runs alone: its own listening sockets on the shared port,
-// its own list of clients, its own event loop. The module-level bindings it
-// uses (stats, clients, the buffers, the idle timer) are this thread's.
-
-/** Clients arriving together wait in this kernel queue (one per thread)
- * until accept() takes them; accept() is quick here, so a long queue only
- * absorbs bursts (511 is Deno's and Node's default). */
-const BACKLOG = 511;
-
-/** Clients served and bytes echoed by this thread, reported at its end. */
-const stats: Counts = { clients: 0, bytes: 0 };
+// Runs in a Worker, once per thread, as select_echo.ts runs alone: its own
+// listening sockets on the shared port, its own clients and event loop, its
+// own copy of the module-level bindings (stats, clients).
 
 /** The parts of a worker's global scope used here (Deno's types describe
  * the main thread's). */
 interface ThreadScope {
   postMessage(report: Report): void;
   onmessage: ((event: MessageEvent<Order>) => void) | null;
-  addEventListener(type: "error", listener: (event: ErrorEvent) => void): void;
-  addEventListener(
-    type: "unhandledrejection",
-    listener: (event: PromiseRejectionEvent) => void,
-  ): void;
   close(): void;
 }
 
@@ -303,19 +244,19 @@ interface ThreadScope {
  * and end. */
 function runThread(): void {
   const scope = globalThis as unknown as ThreadScope;
-  // An error nothing caught would end this thread with a stack trace. Report
-  // it in one line instead, with the counts so far, and end: the main thread
-  // starts another thread, and the other threads never notice. (An accept
-  // loop throws only when its listener is broken for good: acceptFailed.)
+  // An error nothing caught would end this thread with a stack trace: report
+  // it in one line, with the counts so far, and end. The main thread starts
+  // another; the other threads never notice. (An accept loop throws only
+  // when its listener is broken for good: see acceptFailed.)
   const die = (reason: unknown) => {
     scope.postMessage({ type: "died", message: errorMessage(reason), stats });
     scope.close();
   };
-  scope.addEventListener("error", (event) => {
+  globalThis.addEventListener("error", (event) => {
     event.preventDefault();
     die(event.error ?? event.message);
   });
-  scope.addEventListener("unhandledrejection", (event) => {
+  globalThis.addEventListener("unhandledrejection", (event) => {
     event.preventDefault();
     die(event.reason);
   });
@@ -325,17 +266,22 @@ function runThread(): void {
     if (order.type === "stop") return closeAll(listeners); // Ctrl-C
     const { options } = order;
     // This thread's settings, as select_echo.ts's main() sets its own.
-    output.threadTag = `[${order.thread}] `;
-    output.quiet = options.quiet;
-    idleTimeoutMs = options.idleTimeoutMs;
-    fairTurns.enabled = options.fair;
+    lang = order.lang;
+    quiet = options.quiet;
+    // Every line this thread prints names it: "[2] " after the program's
+    // name (console.log writes whole lines: threads' lines never mix).
+    for (const stream of ["log", "error"] as const) {
+      const print = console[stream];
+      console[stream] = (line: string) =>
+        print(line.replace(prefix(), `${prefix()}[${order.thread}] `));
+    }
     try {
       listeners = listenShared(order.addresses); // beyond the sheet
     } catch (err) {
       const where = { ...options, port: order.addresses[0].port };
       scope.postMessage({
         type: "cannot-listen",
-        line: describeListenError(err, where),
+        message: describeListenError(err, where),
         addrInUse: err instanceof Deno.errors.AddrInUse,
       });
       scope.close();
@@ -343,9 +289,7 @@ function runThread(): void {
     }
     scope.postMessage({ type: "listening" });
 
-    await Promise.all(
-      listeners.map((listener) => acceptLoop(listener, options.maxClients)),
-    );
+    await Promise.all(listeners.map(acceptLoop));
     // The accept loops are over; wait for the clients' last lines.
     await clientsGone();
     scope.postMessage({ type: "stopped", stats });
@@ -353,12 +297,23 @@ function runThread(): void {
   };
 }
 
-/** The sheet's accept loop, in each thread: accept a client of the shared
- * port, start serving it, accept the next. */
-async function acceptLoop(
-  listener: Deno.TcpListener,
-  maxClients: number,
-): Promise<void> {
+// select_echo.ts's lesson, word for word (a test checks), in each thread.
+// ---- SELECT LESSON BEGIN ---------------------------------------------------
+/** Clients arriving together wait in this kernel queue until accept() takes
+ * them; accept() is quick here, so a long queue only absorbs bursts (511 is
+ * Deno's and Node's default). */
+const BACKLOG = 511;
+/** The sheet reads 1500 bytes at a time. Every client has its own buffer
+ * now, and an idle client's waiting read holds it: 16 KiB keeps 10,000 idle
+ * clients within 160 MiB, and reads large enough for bulk clients. */
+const BUFFER_SIZE = 16 * 1024;
+
+/** Clients served and bytes echoed, for the summary line. */
+const stats = { clients: 0, bytes: 0 };
+
+/** The sheet's select() loop, as far as the listening socket goes: each
+ * time it is readable, accept the client and add it to the list. */
+async function acceptLoop(listener: Deno.TcpListener): Promise<void> {
   for (;;) {
     let conn: Deno.TcpConn;
     try {
@@ -368,79 +323,53 @@ async function acceptLoop(
       await acceptFailed(err); // a vanished client, or no descriptor left
       continue;
     }
-    if (clients.size >= maxClients) {
-      refuse(conn, maxClients); // beyond the sheet: --max-clients
-      continue;
-    }
-    // Not awaited, as in select_echo.ts: this thread goes back to accept()
-    // at once, and its event loop serves all its clients together. With
-    // threads alone (the sheet's way) a thread would serve one client; here
-    // each thread serves many. serveClient() never rejects, so nobody needs
-    // to await it.
+    // THE line that makes this server concurrent: we start serving this
+    // client and, without waiting for it to leave, go back to accept() the
+    // next one (Go's `go handle(c)`). Each client's loop then waits on its
+    // own socket, and Deno's event loop resumes whichever socket is
+    // readable: the sheet's select(), done for us. tcp_echo.ts awaits here.
+    // serveClient() never rejects, so nobody needs to await it.
     serveClient(conn);
   }
 }
 
-/** The sheet's handle(sc): read what the client sent, write it back, until
- * it closes. Never rejects: nobody awaits it, and an unhandled rejection
- * would end the thread. */
+/** The sheet's work for one readable client socket, as a loop: read what it
+ * sent, write it back, until it closes. Never rejects: nobody awaits it, and
+ * in Deno an unhandled rejection ends the whole process. */
 async function serveClient(conn: Deno.TcpConn): Promise<void> {
+  const buffer = new Uint8Array(BUFFER_SIZE);
   const peer = welcome(conn);
   stats.clients++;
-  if (idleTimeoutMs > 0) scheduleIdleCheck();
   let echoed = 0;
-  let fullReads = 0;
-  let ending = "left";
-  const small = takeSmallBuffer();
-  let buffer: Bytes = small;
+  let ending = SAID.left();
   try {
     // Deno leaves Nagle's algorithm on; with it, an echo split over two
     // reads waits up to 40 ms for the client's delayed ACK before its
     // second part leaves. An echo server wants every byte out at once.
     conn.setNoDelay(true);
     for (;;) {
-      // Beyond the sheet: wait for this client's turn, then the sheet's
-      // recv(). Without the turns, past ~128 busy clients Deno serves the
-      // same ones again and again while the others starve.
-      const n = await fairRead(conn, buffer, echoed > 0);
+      const n = await conn.read(buffer);
       // null: the client closed, or half-closed, its sending side (the
       // sheet's zero-length recv). Every byte it sent has been echoed by
       // now, so closing is safe.
       if (n === null) break;
-      heardFrom(conn); // beyond the sheet: --idle-timeout
       // Awaiting the write is what bounds memory: a client that sends but
       // never reads fills the kernel buffers, then this await waits, and we
       // stop reading from it. Nothing piles up in our process, and the
       // other clients go on: only this one is waiting.
       await writeAll(conn, buffer.subarray(0, n));
       echoed += n;
-      // Beyond the sheet: a bulk client borrows a large buffer, and gives
-      // the others their turn after a burst of full reads. It borrows after
-      // two full small reads in a row, not one: a borrowed buffer waits in
-      // the client's next read, and a client that sent exactly 128 bytes
-      // and went quiet would keep one of the few for good.
-      fullReads = n === buffer.length ? fullReads + 1 : 0;
-      if (buffer !== small || fullReads >= 2) {
-        buffer = nextBuffer(buffer, n, small);
-      }
-      if (fullReads === ECHOES_PER_TURN) {
-        fullReads = 0;
-        await nextTurn();
-      }
     }
   } catch (err) {
-    ending = timedOut.has(conn)
-      ? `timed out (silent for ${idleTimeoutMs / 1000} s)`
-      : describeDisconnect(err, peer);
+    ending = describeDisconnect(err, peer);
   } finally {
     forget(conn);
     closeQuietly(conn);
-    if (buffer !== small) largeBuffers.push(buffer);
-    smallBuffers.push(small); // no read is using it any more
   }
   stats.bytes += echoed;
-  log(`${peer} ${ending} after ${plural(echoed, "byte")} echoed`);
+  log(`${peer} ${ending} ${TEXT.after(echoed)}`);
 }
+// ---- SELECT LESSON END -----------------------------------------------------
 
 // ===========================================================================
 // main: check, start the threads, serve until Ctrl-C, print a summary
@@ -454,10 +383,6 @@ async function main(args: string[]): Promise<number> {
     warn(missing);
     return 1;
   }
-  if (!netPermission()) {
-    warn(describeListenError(new Deno.errors.NotCapable(), options));
-    return 1;
-  }
 
   let listeners: Deno.TcpListener[];
   try {
@@ -467,41 +392,35 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
   // The main thread listened only to choose the address(es) and learn the
-  // real port (for --port 0), with the skeleton's checks and messages. It
-  // serves no client: it lets the port go, and the threads take it.
+  // real port (--port 0), with the skeleton's messages: the threads take it.
   const where = describeListeners(listeners);
   pool.order = { options, addresses: listeners.map((l) => l.addr) };
   for (const listener of listeners) listener.close();
 
-  const shutdown = installShutdown(stopThreads);
+  installShutdown(stopThreads);
   const failure = await startThreads(options.threads);
   if (failure) {
     warn(failure);
     return 1;
   }
-  announce(`listening on ${where}, ${plural(pool.threads.size, "thread")}`);
+  announce(`${SAID.listening(where)}, ${plural(pool.threads.size, "thread")}`);
 
   // The threads serve until a signal stops them; wait for their counts.
   await threadsStopped();
 
-  announce(
-    `stopped by ${shutdown.reason || "closing"}: ${
-      plural(pool.served.clients, "client")
-    }, ${plural(pool.served.bytes, "byte")} echoed`,
-  );
+  announce(TEXT.stopped(shutdown.reason || SAID.closing(), pool.served));
   return 0;
 }
 
 // ===========================================================================
-// Beyond the sheet: several threads listening on one port
+// Beyond the sheet: sharing the port, and what the threads need to start
 // ===========================================================================
 
-/** A thread's own listening sockets, on the addresses the main thread chose
- * with listen(). `reusePort` (SO_REUSEPORT) is what lets every thread
- * listen on the same port; Linux then gives each new client to one of the
- * listeners, by a hash of the client's address and port. Elsewhere the
- * second thread's listen() fails with AddrInUse, and startThreads() goes on
- * with one thread. */
+/** A thread's own listening sockets, on the main thread's addresses.
+ * `reusePort` (SO_REUSEPORT) lets every thread listen on one port; Linux
+ * gives each new client to one of them, by a hash of the client's address
+ * and port. Elsewhere the second thread's listen() fails with AddrInUse,
+ * and startThreads() goes on with one thread. */
 function listenShared(addresses: Deno.NetAddr[]): Deno.TcpListener[] {
   const listeners: Deno.TcpListener[] = [];
   try {
@@ -517,29 +436,22 @@ function listenShared(addresses: Deno.NetAddr[]): Deno.TcpListener[] {
   return listeners;
 }
 
-// ===========================================================================
-// Beyond the sheet: what the threads need to start
-// ===========================================================================
-
-/** One line saying what the command line lacks for the threads to start,
+/** One line saying what the threads lack to start (a flag, a permission)
  * and how to run it, or "" when nothing is missing. */
 function missingFlag(): string {
   // Without --unstable-net, Deno answers `reusePort` by ending the whole
   // process (exit code 70). Deno.listenDatagram exists only with that same
   // flag: test for it first, and say what to do.
   if (typeof Deno.listenDatagram !== "function") {
-    return `Threads sharing a port need the --unstable-net flag: run it as: ${howToRun()}`;
+    return `${TEXT.needsUnstable()}${howToRun()}`;
   }
-  if (!canReadSelf()) {
-    return `Read permission missing (each thread reads ${PROGRAM}.ts again): run it from its folder as: ${howToRun()}`;
-  }
-  return "";
+  if (!canReadSelf()) return `${TEXT.needsRead()}${howToRun()}`;
+  return netPermission() ? "" : `${SAID.noPermission()}${howToRun()}`;
 }
 
-/** Started without -N, Deno asks at each new address: the main thread's
- * listen() on port 0, then each thread's on the real port. Ask once, for the
- * network as a whole, before either: one prompt, and whatever the answer, a
- * working server or the one-line message. With -N this asks nothing. */
+/** Without -N, Deno would ask at each new address: the main thread's port
+ * 0, then each thread's real port. Ask once, for the whole network: one
+ * prompt, then a working server or the one-line message. */
 function netPermission(): boolean {
   const net = { name: "net" } as const;
   if (Deno.permissions.querySync(net).state === "granted") return true;
@@ -549,437 +461,102 @@ function netPermission(): boolean {
 /** Each thread runs this file, which Deno reads again for it: without read
  * permission on it, every thread would die at birth. */
 function canReadSelf(): boolean {
-  // Inside a `deno compile` binary the threads run the copy embedded at
-  // compile time (`--include worker_echo.ts`), read from the binary's own
-  // virtual file system, which needs no read permission.
-  if (Deno.build.standalone) return true;
+  // A `deno compile` binary's threads run the copy embedded at compile time
+  // (`--include worker_echo.ts`): reading it needs no permission.
   const path = import.meta.filename; // undefined when loaded from a URL
-  if (path === undefined) return true;
+  if (Deno.build.standalone || path === undefined) return true;
   return Deno.permissions.querySync({ name: "read", path }).state ===
     "granted";
 }
 
 // ===========================================================================
-// Beyond the sheet: a bound on clients
+// The command line, and this script's words in English and French
 // ===========================================================================
 
-/** --max-clients default, for each thread: enough for the "C10K" problem
- * this design solves (memory per idle client: bench/RESULTS.md, "idle"). A
- * bound turns a flood into clear "refused" lines. Where descriptors run out
- * first, accept() fails with EMFILE and the accept loop backs off until
- * some free up. */
-const DEFAULT_MAX_CLIENTS = 10_000;
+type Options = CommonOptions & { threads: number };
 
-/** One client too many: accepted only to be closed. Left in the backlog, it
- * would wait without a word; closed, it knows at once. */
-function refuse(conn: Deno.TcpConn, maxClients: number): void {
-  log(
-    `${
-      formatAddress(conn.remoteAddr)
-    } refused: ${clients.size} clients already (--max-clients ${maxClients})`,
-  );
-  closeQuietly(conn);
-}
-
-// ===========================================================================
-// Beyond the sheet: buffers that cost little per idle client
-// ===========================================================================
-
-type Bytes = Uint8Array<ArrayBuffer>;
-
-/** A waiting read() holds its buffer, so an idle client costs its buffer.
- * Idle clients wait with this small one (a typed line, or a 64-byte
- * message, fits in one read); a client whose read fills it is sending in
- * bulk, and borrows a large buffer until a read comes back short. A smaller
- * buffer cannot wait instead: a zero-length read returns 0 at once, it does
- * not wait for data. (Sizes measured: bench/RESULTS.md, "idle".) */
-const SMALL_BUFFER_SIZE = 128;
-/** Every ArrayBuffer carries bookkeeping of its own, in V8 and in the
- * memory allocator, bigger than a small buffer's bytes. So small buffers
- * are cut from shared slabs, this many at a time, and a client that leaves
- * gives its small buffer back for the next one. The price: once a crowd of
- * clients has left, their small buffers stay, ready for the next crowd. */
-const SMALL_BUFFERS_PER_SLAB = 256;
-/** Small buffers free for new clients. */
-const smallBuffers: Bytes[] = [];
-
-/** A small buffer for a new client: a free one, or one of a new slab. */
-function takeSmallBuffer(): Bytes {
-  if (smallBuffers.length === 0) {
-    const slab = new ArrayBuffer(SMALL_BUFFER_SIZE * SMALL_BUFFERS_PER_SLAB);
-    for (let at = slab.byteLength; at > 0; at -= SMALL_BUFFER_SIZE) {
-      smallBuffers.push(
-        new Uint8Array(slab, at - SMALL_BUFFER_SIZE, SMALL_BUFFER_SIZE),
-      );
-    }
-  }
-  return smallBuffers.pop()!;
-}
-
-/** Bigger reads mean fewer trips through the event loop (bench/RESULTS.md,
- * "bulk"). */
-const LARGE_BUFFER_SIZE = 256 * 1024;
-/** At most this many large buffers exist in each thread (4 MiB); a bulk
- * client that finds none free keeps its small one, so memory stays bounded
- * however many clients stream at once. */
-const LARGE_BUFFER_COUNT = 16;
-
-/** Free large buffers, shared by all clients; allocated on first need. */
-const largeBuffers: Bytes[] = [];
-let largeBuffersMade = 0;
-
-/** The buffer for a client's next read, after a read of `n` bytes into
- * `buffer`. A read that fills the small buffer means more is waiting: take
- * a large one if any is free. A read that leaves the large one part empty
- * means the burst is over: give it back, so that it waits in no idle
- * client's read. (A message between 128 bytes and 256 KiB thus takes two
- * reads: the price of cheap idle clients.) */
-export function nextBuffer(buffer: Bytes, n: number, small: Bytes): Bytes {
-  if (buffer === small) {
-    if (n < small.length) return small;
-    if (largeBuffers.length > 0) return largeBuffers.pop()!;
-    if (largeBuffersMade === LARGE_BUFFER_COUNT) return small;
-    largeBuffersMade++;
-    return new Uint8Array(LARGE_BUFFER_SIZE);
-  }
-  if (n === buffer.length) return buffer;
-  largeBuffers.push(buffer);
-  return small;
-}
-
-// ===========================================================================
-// Beyond the sheet: a bulk client does not hold the loop
-// ===========================================================================
-
-/** A read whose bytes have already arrived completes without a trip through
- * the event loop, so one client streaming in bulk could be echoed many times
- * in a row while nothing else runs. After this many full reads in a row a
- * client waits for the next turn of the loop, so that the others (and
- * accept(), timers, messages) get theirs. Waiting after every echo would
- * cost bulk throughput; a short read ends the burst. */
-const ECHOES_PER_TURN = 16;
-
-/** The wait for the next turn of the event loop. setImmediate runs its
- * callback once the loop has polled the sockets again (a 0 ms setTimeout
- * waits longer). One shared promise per turn releases every waiting client,
- * so the cost does not grow with their number. */
-let turn: Promise<void> | null = null;
-
-function nextTurn(): Promise<void> {
-  turn ??= new Promise((resolve) =>
-    setImmediate(() => {
-      turn = null;
-      resolve();
-    })
-  );
-  return turn;
-}
-
-// ---- FAIR TURNS BEGIN ------------------------------------------------------
-// ===========================================================================
-// Beyond the sheet: fair turns
-// ===========================================================================
-//
-// The sheet's select() returns the whole list of ready sockets, and its loop
-// serves every one of them before it calls select() again: however many
-// clients talk at once, each waits at most one pass. Deno's event loop looks
-// the same from here, but it is not. All our pending reads are polled by one
-// task of tokio (the Rust runtime under Deno), and tokio gives a task a
-// budget of 128 completed operations each time it runs, so that no task
-// keeps the thread. Once the budget is spent, the other ready reads are put
-// off until the kernel has been asked again, behind every socket that new
-// question finds ready. The clients served in one turn answer quickly and
-// are ready again for the next: past about 128 busy clients the same ones
-// are served turn after turn, and the others starve (bench/RESULTS.md, "the
-// knee").
-//
-// So we never give Deno more reads than it finishes in one turn: at most
-// READ_SLOTS reads wait inside Deno at once. A client that wants to read
-// takes a free slot, or waits in a first-come, first-served queue here (its
-// bytes wait in the kernel meanwhile, at no cost). When its read completes
-// it hands its slot to the first client in the queue, echoes, and queues
-// again at the back: every client that wants a turn gets one before anyone
-// gets two, which is the sheet's pass again.
-//
-// A silent client would keep its slot for ever, and READ_SLOTS silent
-// clients would block everybody. So while anyone waits, a sweep runs every
-// SWEEP_MS: a read already waiting at the previous sweep belongs to a silent
-// client and gives its slot up (it is "parked"). A parked read stays pending
-// in Deno and costs nothing until its client speaks; it then hands no slot
-// over, and its client queues like everybody. A client that has sent
-// nothing yet starts parked, so a flood of idle connections holds no slot.
-// When no read at all ended in a whole sweep, every slot is held by a
-// silent client (slots change hands only at a sweep or when a read ends):
-// all of them are parked at once, and the next sweep comes sooner,
-// QUIET_SWEEP_MS, so that a crowd of clients that each spoke once and went
-// silent is through the queue in moments, not seconds.
-// When nobody waits, taking and giving back a slot is two counters, and no
-// timer runs.
-
-/** Reads allowed to wait inside Deno at once: each client served costs a
- * read and a write out of tokio's budget of 128, so 64 of each fit in one
- * turn; with many more, clients starve again. */
-const READ_SLOTS = 64;
-/** How often, while clients wait for a slot, reads that have waited a whole
- * sweep give their slot up. Short: a silent client keeps its slot one to two
- * sweeps. Long enough that a busy client's read, whose bytes have arrived,
- * completes well before. */
-const SWEEP_MS = 10;
-/** The next sweep's delay after a sweep that saw no read end: nobody is
- * being served then, so there is no busy read to mistake for a silent one. */
-const QUIET_SWEEP_MS = 1;
-
-/** What a read needs of a connection (a Deno.Conn, or a test's stand-in). */
-interface FairConn {
-  read(buffer: Uint8Array): Promise<number | null>;
-}
-
-/** The slots, their queue and the sweep. One instance serves a thread. */
-export class FairTurns {
-  /** false after --no-fair: every read goes straight to Deno. */
-  enabled = true;
-  #free: number;
-  readonly #sweepMs: number;
-  /** Clients waiting for a slot, first come first served: how to wake each.
-   * Served from #head; the array is compacted as it is used up. */
-  #queue: (() => void)[] = [];
-  #head = 0;
-  /** Sweeps and starts of sweeping so far; a read remembers the one it
-   * started in. Reads started before #parkedBelow have been parked. */
-  #epoch = 0;
-  #parkedBelow = 0;
-  /** Slots held by reads started in the current epoch, and by those started
-   * earlier but not parked yet. */
-  #heldNow = 0;
-  #heldBefore = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-
-  /** Reads that ended in their slot since the last sweep. */
-  #ended = 0;
-  readonly #quietSweepMs: number;
-
-  constructor(slots: number, sweepMs: number, quietSweepMs = sweepMs) {
-    this.#free = slots;
-    this.#sweepMs = sweepMs;
-    this.#quietSweepMs = quietSweepMs;
-  }
-
-  /** Clients waiting for a slot now. */
-  get waiting(): number {
-    return this.#queue.length - this.#head;
-  }
-
-  /** Reads holding a slot now (parked ones do not). */
-  get holding(): number {
-    return this.#heldNow + this.#heldBefore;
-  }
-
-  /** conn.read(buffer), in turn. `talking`: the client has sent something
-   * before; a new one reads without a slot, since it may never speak. */
-  read(
-    conn: FairConn,
-    buffer: Uint8Array,
-    talking: boolean,
-  ): Promise<number | null> {
-    if (!this.enabled || !talking) return conn.read(buffer);
-    if (this.#free > 0 && this.waiting === 0) {
-      this.#free--;
-      return this.#readWithSlot(conn, buffer);
-    }
-    return this.#waitForSlot().then(() => this.#readWithSlot(conn, buffer));
-  }
-
-  /** conn.read(buffer) in the slot just taken, given back when the read
-   * ends. A callback on the read gives it back, rather than an async
-   * function around the read: a silent client's read may wait for hours,
-   * and a callback costs less memory to keep waiting than a suspended
-   * function. (So a read must fail through its promise, as Deno's do, never
-   * by throwing: its slot would never come back.) */
-  #readWithSlot(
-    conn: FairConn,
-    buffer: Uint8Array,
-  ): Promise<number | null> {
-    const epoch = this.#epoch;
-    this.#heldNow++;
-    const read = conn.read(buffer);
-    const release = () => this.#release(epoch);
-    read.then(release, release); // the caller handles the read's failure
-    return read;
-  }
-
-  /** A read that took its slot in `epoch` has ended. */
-  #release(epoch: number): void {
-    // A parked read has no slot left to hand over.
-    if (epoch < this.#parkedBelow) return;
-    this.#ended++;
-    if (epoch === this.#epoch) this.#heldNow--;
-    else this.#heldBefore--;
-    this.#handOver(1);
-  }
-
-  /** Queues the caller; resolves once a slot has been handed to it. */
-  #waitForSlot(): Promise<void> {
-    if (this.#timer === undefined) {
-      // Sweeping starts: reads from now on are a new epoch, so that the
-      // first sweep parks only reads that have waited all of SWEEP_MS.
-      this.#heldBefore += this.#heldNow;
-      this.#heldNow = 0;
-      this.#epoch++;
-      this.#ended = 0;
-      this.#schedule(this.#sweepMs);
-    }
-    return new Promise((resolve) => this.#queue.push(resolve));
-  }
-
-  /** Gives `slots` slots to the first clients in the queue; any left over
-   * are free. */
-  #handOver(slots: number): void {
-    const queue = this.#queue;
-    while (slots > 0 && this.#head < queue.length) {
-      const wake = queue[this.#head++];
-      wake();
-      slots--;
-    }
-    if (this.#head === queue.length) {
-      queue.length = 0;
-      this.#head = 0;
-    } else if (this.#head >= 1024 && this.#head * 2 >= queue.length) {
-      queue.splice(0, this.#head); // memory stays bounded by the clients
-      this.#head = 0;
-    }
-    this.#free += slots;
-  }
-
-  #schedule(ms: number): void {
-    const timer = setTimeout(() => this.sweep(), ms);
-    Deno.unrefTimer(timer); // never what keeps the process alive
-    this.#timer = timer;
-  }
-
-  /** Parks every read that started before the last sweep (or before the
-   * queue formed), and hands its slot to a waiting client; when no read
-   * ended since the last sweep, parks every read holding a slot. Runs from
-   * its timer while the queue is not empty; a test may call it. */
-  sweep(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const quiet = this.#ended === 0;
-    this.#ended = 0;
-    let parked = this.#heldBefore;
-    this.#parkedBelow = this.#epoch;
-    if (quiet) {
-      // Every holder got its slot at the last sweep or earlier: it has
-      // waited a whole interval too.
-      parked += this.#heldNow;
-      this.#heldNow = 0;
-      this.#parkedBelow = this.#epoch + 1;
-    }
-    this.#heldBefore = this.#heldNow;
-    this.#heldNow = 0;
-    this.#epoch++;
-    this.#handOver(parked);
-    if (this.waiting > 0) {
-      this.#schedule(quiet ? this.#quietSweepMs : this.#sweepMs);
-    }
-  }
-}
-
-/** This thread's slots. */
-const fairTurns = new FairTurns(READ_SLOTS, SWEEP_MS, QUIET_SWEEP_MS);
-
-/** conn.read(buffer), waiting for this client's turn (see above). */
-function fairRead(
-  conn: FairConn,
-  buffer: Uint8Array,
-  talking: boolean,
-): Promise<number | null> {
-  return fairTurns.read(conn, buffer, talking);
-}
-// ---- FAIR TURNS END --------------------------------------------------------
-
-// ===========================================================================
-// Beyond the sheet: closing silent clients (--idle-timeout)
-// ===========================================================================
-
-/** Milliseconds; 0 means never. Set by runThread() from the options. */
-let idleTimeoutMs = 0;
-/** Clients closed for silence, so that their failed read is told apart from
- * a shutdown. */
-const timedOut = new WeakSet<Deno.TcpConn>();
-/** A timer holds at most 2^31−1 ms (about 24.8 days); asked for more, it
- * fires after 1 ms. Longer timeouts are reached in steps of this. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** The map of clients keeps insertion order; moving a client to the end
- * whenever it sends keeps it sorted from the longest silent to the latest
- * heard, so the idle check looks only at the clients it closes. */
-function heardFrom(conn: Deno.TcpConn): void {
-  if (idleTimeoutMs === 0) return;
-  clients.delete(conn);
-  clients.set(conn, Date.now());
-}
-
-/** The one timer of the idle check, set for when the longest-silent client
- * would expire. */
-let idleTimer: ReturnType<typeof setTimeout> | undefined;
-
-function scheduleIdleCheck(): void {
-  if (idleTimer !== undefined) return;
-  for (const [conn, lastHeard] of clients) {
-    if (timedOut.has(conn)) continue; // closed already, leaving
-    const due = Math.max(0, lastHeard + idleTimeoutMs - Date.now());
-    const timer = setTimeout(closeIdleClients, Math.min(due, MAX_TIMER_MS));
-    Deno.unrefTimer(timer); // never what keeps the process alive
-    idleTimer = timer;
-    return;
-  }
-}
-
-/** Closes every client silent for idleTimeoutMs. The map is sorted from the
- * longest silent, so the walk stops at the first client still in time: its
- * cost is the number of clients closed, not the number connected. */
-function closeIdleClients(): void {
-  idleTimer = undefined;
-  const now = Date.now();
-  for (const [conn, lastHeard] of clients) {
-    if (now - lastHeard < idleTimeoutMs) break;
-    if (timedOut.has(conn)) continue; // closed already, leaving
-    timedOut.add(conn);
-    closeQuietly(conn); // its pending read fails: serveClient logs it
-  }
-  scheduleIdleCheck();
-}
-
-// ===========================================================================
-// The command line
-// ===========================================================================
-
-interface Options extends CommonOptions {
-  threads: number;
-  maxClients: number;
-  /** Milliseconds; 0 means never. */
-  idleTimeoutMs: number;
-  /** false after --no-fair. */
-  fair: boolean;
-}
-
-/** --threads default: one thread per CPU, the most that can run at once.
- * More threads than CPUs only take turns; fewer leave CPUs idle under load. */
+/** --threads default: one per CPU; more only take turns, fewer leave CPUs
+ * idle under load. */
 const DEFAULT_THREADS = navigator.hardwareConcurrency;
-/** Each thread is a whole JavaScript engine, megabytes of memory before its
- * first client: a typo such as --threads 80000 must not try to start that
- * many. */
+/** Each thread is a whole JavaScript engine, megabytes before its first
+ * client: a typo such as --threads 80000 must not start that many. */
 const MAX_THREADS = 256;
 
 /** This server's own options, besides --port, --host, --quiet, --help. */
 const OPTIONS = {
   threads: { type: "string", default: String(DEFAULT_THREADS) },
-  "max-clients": { type: "string", default: String(DEFAULT_MAX_CLIENTS) },
-  "idle-timeout": { type: "string", default: "0" },
-  "no-fair": { type: "boolean", default: false },
 } as const;
 
-const USAGE = `Usage: ${howToRun()} [options]
+/** Returns the options, or the exit code when there is nothing to serve. */
+export function parseOptions(args: string[]): Options | number {
+  return readCommandLine(args, (common, values) => ({
+    ...common,
+    threads: parseThreads(String(values.threads)),
+  }));
+}
+
+/** From one thread (select_echo.ts with extra steps) to MAX_THREADS. */
+export function parseThreads(text: string): number {
+  const threads = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
+  if (!(threads >= 1 && threads <= MAX_THREADS)) {
+    throw new UsageError(say(
+      `Invalid --threads "${text}": expected a whole number from 1 to ${MAX_THREADS}`,
+      `--threads « ${text} » invalide\u00a0: un nombre entier de 1 à ${MAX_THREADS} attendu`,
+    ));
+  }
+  return threads;
+}
+
+/** This script's own words, in English and in French (see say()). */
+const TEXT = {
+  after: (bytes: number) =>
+    say(`after ${plural(bytes, "byte")} echoed`, `après ${echoedFr(bytes)}`),
+  stopped: (reason: string, served: Counts) =>
+    say(
+      `stopped by ${reason}: ${plural(served.clients, "client")}, ${
+        plural(served.bytes, "byte")
+      } echoed`,
+      `arrêté par ${reason}\u00a0: ${plural(served.clients, "client")}, ${
+        echoedFr(served.bytes)
+      }`,
+    ),
+  died: (why: string) =>
+    say(`thread died: ${why}`, `le thread est mort\u00a0: ${why}`),
+  restarting: (ms: number) =>
+    say(
+      `; starting another in ${ms} ms`,
+      `\u00a0; un autre démarre dans ${ms} ms`,
+    ),
+  newThread: () => say("new thread listening", "nouveau thread à l'écoute"),
+  portNotShared: (threads: number) =>
+    say(
+      `this system lets only one socket listen on a port (reusePort shares it on Linux only): serving with ${
+        plural(threads, "thread")
+      }`,
+      `ce système ne laisse qu'une socket écouter sur un port (reusePort ne le partage que sous Linux)\u00a0: service avec ${
+        plural(threads, "thread")
+      }`,
+    ),
+  needsUnstable: () =>
+    say(
+      "Threads sharing a port need the --unstable-net flag: run it as: ",
+      "Des threads qui partagent un port demandent l'option --unstable-net\u00a0: lancez-le ainsi\u00a0: ",
+    ),
+  needsRead: () =>
+    say(
+      `Read permission missing (each thread reads ${PROGRAM}.ts again): run it from its folder as: `,
+      `Permission de lecture manquante (chaque thread relit ${PROGRAM}.ts)\u00a0: lancez-le depuis son dossier ainsi\u00a0: `,
+    ),
+};
+
+/** "0 octet renvoyé", "1 octet renvoyé", "2 octets renvoyés". */
+function echoedFr(bytes: number): string {
+  return `${plural(bytes, "octet")} renvoyé${bytes >= 2 ? "s" : ""}`;
+}
+
+function usage(): string {
+  return say(
+    `Usage: ${howToRun()} [options]
 
 Threaded TCP echo server: sends back every byte it receives, serving many
 clients at once on several threads that share the port.
@@ -990,95 +567,106 @@ Options:
                IPv4 and IPv6)
   --threads N  threads accepting and serving clients (default ${DEFAULT_THREADS}:
                one per CPU; ${MAX_THREADS} at most)
-  --max-clients N
-               clients served at once by each thread; one more is closed at
-               once and logged (default ${DEFAULT_MAX_CLIENTS})
-  --idle-timeout SECONDS
-               close a client silent that long, such as 30 or 0.5
-               (default: never)
-  --no-fair    no fair turns: past ~128 busy clients on a thread some
-               starve (to see what the turns prevent; see "fair turns" in
-               the source)
   --quiet      no line per client (the ready line and summary remain)
+  --lang L     fr or en: the language of the messages (default: the system's)
   -h, --help   show this help and exit
 
-Try it: nc localhost ${DEFAULT_PORT}`;
+Try it: nc localhost ${DEFAULT_PORT}`,
+    `Utilisation\u00a0: ${howToRun()} [options]
 
-/** Returns the options, or the exit code when there is nothing to serve. */
-export function parseOptions(args: string[]): Options | number {
-  return readCommandLine(args, (common, values) => ({
-    ...common,
-    threads: parseThreads(String(values.threads)),
-    maxClients: parseMaxClients(String(values["max-clients"])),
-    idleTimeoutMs: parseSeconds(String(values["idle-timeout"])) * 1000,
-    fair: values["no-fair"] !== true,
-  }));
+Serveur d'écho TCP multithread\u00a0: renvoie chaque octet reçu, à de nombreux
+clients à la fois, sur plusieurs threads qui partagent le port.
+
+Options\u00a0:
+  --port N     port d'écoute, 0 laisse le système choisir (défaut ${DEFAULT_PORT})
+  --host H     adresse d'écoute (défaut ${DEFAULT_HOST}\u00a0: toutes les interfaces,
+               IPv4 et IPv6)
+  --threads N  threads qui acceptent et servent les clients (défaut ${DEFAULT_THREADS}\u00a0:
+               un par processeur\u00a0; ${MAX_THREADS} au plus)
+  --quiet      aucune ligne par client (restent la ligne d'accueil et le bilan)
+  --lang L     fr ou en\u00a0: la langue des messages (défaut\u00a0: celle du système)
+  -h, --help   affiche cette aide et quitte
+
+Essayez\u00a0: nc localhost ${DEFAULT_PORT}`,
+  );
 }
 
-/** From one thread (select_echo.ts with extra steps) to MAX_THREADS. */
-export function parseThreads(text: string): number {
-  const threads = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
-  if (!(threads >= 1 && threads <= MAX_THREADS)) {
-    throw new UsageError(
-      `Invalid --threads "${text}": expected a whole number from 1 to ${MAX_THREADS}`,
-    );
-  }
-  return threads;
-}
-
-/** At least one client, or the server would refuse everybody. */
-export function parseMaxClients(text: string): number {
-  const max = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
-  if (!(max >= 1)) {
-    throw new UsageError(
-      `Invalid --max-clients "${text}": expected a whole number of at least 1`,
-    );
-  }
-  return max;
-}
-
-/** Seconds, decimals allowed ("0.5"); 0 turns the timeout off. */
-export function parseSeconds(text: string): number {
-  const seconds = /^\d{1,9}(\.\d{1,3})?$/.test(text) ? Number(text) : NaN;
-  if (!(seconds >= 0)) {
-    throw new UsageError(
-      `Invalid --idle-timeout "${text}": expected seconds, such as 30 or 0.5 (0: never)`,
-    );
-  }
-  return seconds;
-}
-
-// Skeleton pieces the in-process tests use (exporting adds no import).
+// Pieces the in-process tests use (exporting adds no import).
 export { plural, UsageError };
 
 // ==== SKELETON BEGIN =======================================================
-// What every TCP server of this kit needs around its lesson: the command
-// line, the output, listening, accepting without dying, the list of
-// clients, and shutdown. These lines are the same, word for word, at the end
-// of tcp_echo.ts, select_echo.ts, worker_echo.ts and ok_server.ts (a test
-// fails when they drift), so that `diff tcp_echo.ts select_echo.ts` shows
-// only what changes the concurrency model. What differs between the servers
-// comes from each script's constants above: PROGRAM, RUN_LINE, DEFAULT_PORT,
-// BACKLOG, OPTIONS and USAGE.
+// What every TCP server of the kit needs around its lesson: command line,
+// output, listening, accepting without dying, the clients, shutdown. Word
+// for word the same in tcp_echo.ts, select_echo.ts, worker_echo.ts and
+// ok_server.ts (a test checks), so that `diff tcp_echo.ts select_echo.ts`
+// shows only the lesson. What differs comes from each script's constants:
+// PROGRAM, RUN_LINE, DEFAULT_PORT, DEFAULT_HOST, BACKLOG, OPTIONS, usage().
+
+/** The skeleton's own words, in English and in French (see say()). */
+const SAID = {
+  listening: (where: string) =>
+    say(`listening on ${where}`, `à l'écoute sur ${where}`),
+  bothFamilies: () => say("(IPv4 and IPv6)", "(IPv4 et IPv6)"),
+  and: () => say(" and ", " et "),
+  connected: (peer: string) => say(`${peer} connected`, `${peer} connecté`),
+  left: () => say("left", "est parti"),
+  reset: () => say("reset the connection", "a réinitialisé la connexion"),
+  stoppedReading: () =>
+    say("stopped reading and left", "a cessé de lire et est parti"),
+  closedAtShutdown: () =>
+    say("was closed at shutdown", "a été fermé à l'arrêt"),
+  failed: () => say("failed", "a échoué"),
+  closing: () => say("closing", "la fermeture"),
+  noPermission: () =>
+    say(
+      "Network permission missing: run it as: ",
+      "Permission réseau manquante\u00a0: lancez-le ainsi\u00a0: ",
+    ),
+  cannotListen: (where: string) =>
+    say(
+      `Cannot listen on ${where}: `,
+      `Impossible d'écouter sur ${where}\u00a0: `,
+    ),
+  addrInUse: () =>
+    say(
+      "address already in use; stop the other server (see: ss -tlnp) or choose another --port",
+      "adresse déjà utilisée\u00a0; arrêtez l'autre serveur (voir\u00a0: ss -tlnp) ou choisissez un autre --port",
+    ),
+  privileged: () =>
+    say(
+      `permission denied; ports below 1024 need root, choose --port ${DEFAULT_PORT}`,
+      `permission refusée\u00a0; les ports sous 1024 sont réservés à root, choisissez --port ${DEFAULT_PORT}`,
+    ),
+  noSuchAddress: () =>
+    say(
+      "this machine has no such address; check --host",
+      "cette machine n'a pas cette adresse\u00a0; vérifiez --host",
+    ),
+  cannotAccept: (why: string) =>
+    say(
+      `cannot accept clients: ${why}`,
+      `impossible d'accepter des clients\u00a0: ${why}`,
+    ),
+  retrying: () => say("; retrying", "\u00a0; nouvel essai"),
+  acceptingAgain: () =>
+    say("accepting clients again", "les clients sont de nouveau acceptés"),
+  stillBusy: (reason: string) =>
+    say(
+      `still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`,
+      `encore occupé ${SHUTDOWN_GRACE_MS} ms après ${reason}\u00a0; fin du programme`,
+    ),
+};
 
 // ---------------------------------------------------------------------------
 // Command line
 
 /** The options every server takes; each script adds its own (OPTIONS). */
-interface CommonOptions {
-  host: string;
-  port: number;
-  quiet: boolean;
-}
+type CommonOptions = { host: string; port: number; quiet: boolean };
 
-/** A mistake on the command line: reported with the usage, exit code 2. */
-class UsageError extends Error {}
-
-/** Reads the command line: the common options, and the script's own ones
- * that `build` turns into its Options (it may throw UsageError). Returns an
- * exit code instead when there is nothing to serve: 0 after --help (the
- * usage on stdout), 2 after a mistake (one line, then the usage, on
- * stderr). */
+/** Reads the common options, and the script's own ones that `build` turns
+ * into its Options (it may throw UsageError). Returns an exit code instead
+ * after --help (0: the usage on stdout) or a mistake (2: a line and the
+ * usage on stderr). */
 function readCommandLine<T>(
   args: string[],
   build: (common: CommonOptions, values: Record<string, unknown>) => T,
@@ -1087,7 +675,7 @@ function readCommandLine<T>(
     let parsed;
     try {
       parsed = parseArgs({
-        args,
+        args: takeCommonArgs(args), // a leading "--", and --lang
         strict: true,
         allowPositionals: false,
         options: {
@@ -1099,104 +687,60 @@ function readCommandLine<T>(
         },
       });
     } catch (err) {
-      // parseArgs names the option and explains, sometimes over several
-      // lines ("--port -5": did you mean --port=-5?): keep them, on one.
-      throw new UsageError(errorMessage(err).replaceAll("\n", " "));
+      throw new UsageError(describeArgsError(err)); // one line, translated
     }
     const values: Record<string, unknown> = parsed.values;
     if (values.help === true) {
-      console.log(USAGE);
+      console.log(usage());
       return 0;
     }
-    output.quiet = values.quiet === true;
-    const common = {
-      host: String(values.host),
-      port: parsePort(String(values.port)),
-      quiet: output.quiet,
-    };
-    return build(common, values);
+    quiet = values.quiet === true;
+    const port = parsePort(String(values.port));
+    return build({ host: String(values.host), port, quiet }, values);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     warn(err.message);
-    console.error(USAGE);
+    console.error(usage());
     return 2;
   }
-}
-
-/** A port is a whole number from 0 to 65535; "7777abc" or "1e3" is not. */
-function parsePort(text: string): number {
-  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
-  if (!(port >= 0 && port <= 65535)) {
-    throw new UsageError(
-      `Invalid port "${text}": expected a number from 0 to 65535`,
-    );
-  }
-  return port;
 }
 
 /** How to start this program, for messages that say how: the `deno run`
  * line, or inside a binary made by `deno compile`, the binary's own name. */
 function howToRun(): string {
-  if (!Deno.build.standalone) return RUN_LINE;
-  const path = Deno.execPath();
-  return path.slice(
-    Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1,
-  );
+  return Deno.build.standalone
+    ? Deno.execPath().split(/[\\/]/).pop()!
+    : RUN_LINE;
 }
 
 // ---------------------------------------------------------------------------
 // Output: one line per event, prefixed by the program's name.
 
-/** `quiet`: --quiet was given. `threadTag`: "[2] " in thread 2 of
- * worker_echo.ts, "" elsewhere: which thread wrote the line (console.log
- * writes a whole line at once, so threads' lines never mix). */
-const output = { quiet: false, threadTag: "" };
+/** --quiet was given: no per-client lines. */
+let quiet = false;
 
 /** Per-client lines, silenced by --quiet. */
 function log(line: string): void {
-  if (!output.quiet) console.log(`${PROGRAM}: ${output.threadTag}${line}`);
+  if (!quiet) console.log(`${prefix()}${line}`);
 }
 
 /** Lines that always appear: the ready line and the summary. */
 function announce(line: string): void {
-  console.log(`${PROGRAM}: ${line}`);
+  console.log(`${prefix()}${line}`);
 }
 
 /** Problems, on stderr. */
 function warn(line: string): void {
-  console.error(`${PROGRAM}: ${output.threadTag}${line}`);
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** "1 client", "2 clients". */
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
-}
-
-/** "127.0.0.1:53422" or "[::1]:53422". An IPv4 client of a dual-stack
- * socket appears as "::ffff:127.0.0.1"; we show it as the IPv4 address it
- * is. */
-function formatAddress(addr: Deno.Addr): string {
-  if (addr.transport !== "tcp" && addr.transport !== "udp") {
-    return addr.transport;
-  }
-  let host = addr.hostname;
-  if (host.startsWith("::ffff:") && host.includes(".")) host = host.slice(7);
-  return host.includes(":") ? `[${host}]:${addr.port}` : `${host}:${addr.port}`;
+  console.error(`${prefix()}${line}`);
 }
 
 // ---------------------------------------------------------------------------
 // Listening
 
-/** Opens the listening socket(s): the sheet's socket(), bind() and
- * listen(). With the default host, one socket on "::" receives IPv4 and
- * IPv6 (Linux and macOS are dual-stack by default). Where "::" is IPv6-only
- * (Windows, or Linux with net.ipv6.bindv6only=1), a second socket on
- * 0.0.0.0 serves IPv4 on the same port; where IPv6 is missing altogether,
- * 0.0.0.0 alone serves. */
+/** The sheet's socket(), bind() and listen(). With the default host, one
+ * socket on "::" takes IPv4 and IPv6 (Linux and macOS are dual-stack).
+ * Where "::" is IPv6-only (Windows, bindv6only=1), a second socket on
+ * 0.0.0.0 serves IPv4 on the same port; without IPv6, 0.0.0.0 alone. */
 function listen(options: CommonOptions): Deno.TcpListener[] {
   const { host, port } = options;
   let first: Deno.TcpListener;
@@ -1208,9 +752,8 @@ function listen(options: CommonOptions): Deno.TcpListener[] {
   }
   if (host !== DEFAULT_HOST) return [first];
   const probe = { hostname: "0.0.0.0", port: first.addr.port };
-  // Run without -N, Deno asks the user before each new address: never ask
-  // about this probe, which the user did not choose. Without the permission
-  // we trust the dual-stack default of Linux and macOS.
+  // Without -N, Deno asks the user at each new address: never about this
+  // probe. Without the permission, trust the dual-stack default.
   const allowed = Deno.permissions.querySync({
     name: "net",
     host: `${probe.hostname}:${probe.port}`,
@@ -1235,56 +778,54 @@ function isNoIPv6(err: unknown): boolean {
 
 /** Turns a failure to listen into one line telling the user what to do. */
 function describeListenError(err: unknown, options: CommonOptions): string {
-  const where = `${
-    options.host.includes(":") ? `[${options.host}]` : options.host
-  }:${options.port}`;
+  const { host, port } = options;
+  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   if (err instanceof Deno.errors.NotCapable) {
-    return `Network permission missing: run it as: ${howToRun()}`;
+    return `${SAID.noPermission()}${howToRun()}`;
   }
-  if (err instanceof Deno.errors.AddrInUse) {
-    return `Cannot listen on ${where}: address already in use; stop the other server (see: ss -tlnp) or choose another --port`;
-  }
-  if (err instanceof Deno.errors.PermissionDenied) {
-    return `Cannot listen on ${where}: permission denied; ports below 1024 need root, choose --port ${DEFAULT_PORT}`;
-  }
-  if (err instanceof Deno.errors.AddrNotAvailable) {
-    return `Cannot listen on ${where}: this machine has no such address; check --host`;
-  }
-  return `Cannot listen on ${where}: ${errorMessage(err)}`;
+  const why = err instanceof Deno.errors.AddrInUse
+    ? SAID.addrInUse()
+    : err instanceof Deno.errors.PermissionDenied
+    ? SAID.privileged()
+    : err instanceof Deno.errors.AddrNotAvailable
+    ? SAID.noSuchAddress()
+    : errorMessage(err);
+  return `${SAID.cannotListen(where)}${why}`;
 }
 
 /** The ready line's address part: "[::]:7777 (IPv4 and IPv6)" when one
  * dual-stack socket serves both families. */
 function describeListeners(listeners: Deno.TcpListener[]): string {
-  const addresses = listeners.map((l) => formatAddress(l.addr)).join(" and ");
+  const addresses = listeners.map((l) => formatAddress(l.addr))
+    .join(SAID.and());
   const dualStack = listeners.length === 1 &&
     listeners[0].addr.hostname === "::";
-  return dualStack ? `${addresses} (IPv4 and IPv6)` : addresses;
+  return dualStack ? `${addresses} ${SAID.bothFamilies()}` : addresses;
 }
 
 // ---------------------------------------------------------------------------
 // Accepting without dying
 
-/** accept() fails while the server is healthy: when a client resets before
- * we accept it, or when the process is out of file descriptors (EMFILE).
- * That is why `for await (const conn of listener)`, which ends for good on
- * the first error, is not a server loop. The accept loop calls this on each
- * failure but a closed listener: a vanished client is skipped; otherwise it
- * waits before the next try, doubling the wait up to the maximum, so that a
- * full descriptor table does not spin the CPU. */
+/** accept() fails while the server is healthy: a client resets before we
+ * accept it, or the process is out of file descriptors (EMFILE). So `for
+ * await (const conn of listener)`, which ends on the first error, is no
+ * server loop. The accept loop calls this on each failure: a vanished
+ * client is skipped; otherwise it waits, doubling the wait up to the
+ * maximum, so that a full descriptor table does not spin the CPU. */
 async function acceptFailed(err: unknown): Promise<void> {
   if (isClientGone(err)) return; // it left before we met it
-  if (isListenerBroken(err)) {
-    throw new Error(`cannot accept clients: ${errorMessage(err)}`);
+  // A listener destroyed (`ss -K`) fails with EINVAL for ever: no retry.
+  if ((err as { code?: string }).code === "EINVAL") {
+    throw new Error(SAID.cannotAccept(errorMessage(err)));
   }
   acceptRetryMs = Math.min(
     Math.max(acceptRetryMs * 2, ACCEPT_RETRY_MIN_MS),
     ACCEPT_RETRY_MAX_MS,
   );
   if (acceptRetryMs === ACCEPT_RETRY_MIN_MS) {
-    warn(`cannot accept clients: ${errorMessage(err)}; retrying`);
+    warn(`${SAID.cannotAccept(errorMessage(err))}${SAID.retrying()}`);
   }
-  await sleep(acceptRetryMs);
+  await new Promise((resolve) => setTimeout(resolve, acceptRetryMs));
 }
 
 /** The current wait between failed accepts; 0 while accept() works. */
@@ -1299,34 +840,25 @@ function isClientGone(err: unknown): boolean {
     err instanceof Deno.errors.ConnectionAborted;
 }
 
-/** accept() on a socket that no longer listens fails with EINVAL, and will
- * for ever: what happens when the listening socket is destroyed from outside
- * (`ss -K` does it). No retry can help. */
-function isListenerBroken(err: unknown): boolean {
-  return (err as { code?: string }).code === "EINVAL";
-}
-
 // ---------------------------------------------------------------------------
 // The clients
 
-/** Every client being served (the sheet's list of client sockets), with the
- * time we last heard from it; shutdown closes them all. */
-const clients = new Map<Deno.TcpConn, number>();
+/** The clients being served (the sheet's list); shutdown closes them. */
+const clients = new Set<Deno.TcpConn>();
 
 /** A client arrives: list it and say so. Returns how to name it in logs. */
 function welcome(conn: Deno.TcpConn): string {
   if (acceptRetryMs > 0) {
     acceptRetryMs = 0;
-    warn("accepting clients again");
+    warn(SAID.acceptingAgain());
   }
   const peer = formatAddress(conn.remoteAddr);
-  clients.set(conn, Date.now());
-  log(`${peer} connected`);
+  clients.add(conn);
+  log(SAID.connected(peer));
   return peer;
 }
 
-/** Removes a client from the list; the last one gone wakes main() if it is
- * waiting to print the summary. */
+/** A client leaves the list; the last one wakes main() if it waits. */
 function forget(conn: Deno.TcpConn): void {
   clients.delete(conn);
   if (clients.size === 0) lastClientGone?.();
@@ -1352,12 +884,181 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 /** Expected ways for a client to go get a short word; anything else is
  * worth a line on stderr, with the peer. */
 function describeDisconnect(err: unknown, peer: string): string {
-  if (err instanceof Deno.errors.ConnectionReset) return "reset the connection";
-  if (err instanceof Deno.errors.BrokenPipe) return "stopped reading and left";
-  if (err instanceof Deno.errors.BadResource) return "was closed at shutdown";
-  if (err instanceof Deno.errors.Interrupted) return "was closed at shutdown";
-  warn(`${peer}: ${errorMessage(err)}`);
-  return "failed";
+  if (err instanceof Deno.errors.ConnectionReset) return SAID.reset();
+  if (err instanceof Deno.errors.BrokenPipe) return SAID.stoppedReading();
+  if (err instanceof Deno.errors.BadResource) return SAID.closedAtShutdown();
+  if (err instanceof Deno.errors.Interrupted) return SAID.closedAtShutdown();
+  warn(`${peer}${say(": ", "\u00a0: ")}${errorMessage(err)}`);
+  return SAID.failed();
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown
+
+/** Why the server stops ("" while it serves), and what closes it. */
+const shutdown = { reason: "", close: () => {} };
+
+/** Makes Ctrl-C and SIGTERM call stopServer(); `close` closes what keeps
+ * the server running. Must be installed before the ready line: a parent
+ * that signals as soon as it reads that line must find the handler. */
+function installShutdown(close: () => void): void {
+  shutdown.close = close;
+  Deno.addSignalListener("SIGINT", () => stopServer("SIGINT"));
+  // Windows has no SIGTERM; Ctrl-C is its only signal there.
+  if (Deno.build.os !== "windows") {
+    Deno.addSignalListener("SIGTERM", () => stopServer("SIGTERM"));
+  }
+}
+
+/** Stops the server, once: main() then prints the summary with `reason`. */
+function stopServer(reason: string): void {
+  if (shutdown.reason) return; // a second Ctrl-C changes nothing
+  shutdown.reason = reason;
+  shutdown.close();
+  // Whatever still holds the process (a retry timer) must not keep it.
+  const timer = setTimeout(() => {
+    warn(SAID.stillBusy(reason));
+    Deno.exit(0);
+  }, SHUTDOWN_GRACE_MS);
+  Deno.unrefTimer(timer);
+}
+
+/** Clients are closed at once; whatever still runs this long after, the
+ * process exits anyway. */
+const SHUTDOWN_GRACE_MS = 2000;
+
+/** Closes the listeners and clients: the accept loops and reads end. */
+function closeAll(listeners: Deno.TcpListener[]): void {
+  for (const listener of listeners) closeQuietly(listener);
+  for (const conn of clients) closeQuietly(conn);
+}
+
+// ==== SKELETON END =========================================================
+
+// ==== COMMON BEGIN =========================================================
+// What every script of the kit needs, byte for byte the same in each (a
+// test fails if one copy drifts): the reader's language, the options every
+// script takes, ports, addresses, plurals, error text, the run() guard.
+// Each script defines PROGRAM (its name, the prefix of its lines).
+
+/** The reader's language: French when the system's locale is French
+ * (`navigator.language` follows LANG and needs no permission), English
+ * otherwise. `--lang fr|en` overrides it (takeCommonArgs). */
+let lang: "en" | "fr" = /^fr\b/i.test(navigator.language ?? "") ? "fr" : "en";
+
+/** The text for the reader's language. French text carries its own
+ * typography: a no-break space before `:` `;` `?` `!`. */
+function say(en: string, fr: string): string {
+  return lang === "fr" ? fr : en;
+}
+
+/** "tcp_echo: " or, in French, "tcp_echo : " (no-break space). */
+function prefix(): string {
+  return lang === "fr" ? `${PROGRAM}\u00a0: ` : `${PROGRAM}: `;
+}
+
+/** A mistake on the command line: one line, the usage, exit code 2. */
+class UsageError extends Error {}
+
+/** What every script accepts before its own options: a leading "--" (as
+ * `deno task X -- args` passes it) is dropped, and `--lang fr|en` (or
+ * `--lang=fr`) sets the language. Returns the other arguments. */
+function takeCommonArgs(args: string[]): string[] {
+  const rest = args[0] === "--" ? args.slice(1) : [...args];
+  for (let i = 0; i < rest.length; i++) {
+    const match = /^--lang(?:=(.*))?$/.exec(rest[i]);
+    if (!match) continue;
+    const value = match[1] ?? rest[i + 1];
+    rest.splice(i, match[1] === undefined ? 2 : 1);
+    if (value !== "fr" && value !== "en") {
+      throw new UsageError(say(
+        `Invalid language "${value ?? ""}": expected fr or en`,
+        `Langue « ${value ?? ""} » invalide\u00a0: fr ou en attendu`,
+      ));
+    }
+    lang = value;
+    i--;
+  }
+  return rest;
+}
+
+/** A port is a whole number from 0 to 65535; "7777abc" or "1e3" is not. */
+function parsePort(text: string): number {
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(port >= 0 && port <= 65535)) {
+    throw new UsageError(say(
+      `Invalid port "${text}": expected a number from 0 to 65535`,
+      `Port « ${text} » invalide\u00a0: un nombre de 0 à 65535 attendu`,
+    ));
+  }
+  return port;
+}
+
+/** A count as the reader writes it: 1048576, or in French 1 048 576. */
+function formatCount(count: number): string {
+  return lang === "fr" ? count.toLocaleString("fr-FR") : String(count);
+}
+
+/** "1 client", "2 clients"; in French 0 and 1 take the singular ("0 octet",
+ * "1 octet", "2 octets"). The nouns are given in the singular. */
+function plural(count: number, noun: string, nounFr = noun): string {
+  return lang === "fr"
+    ? `${formatCount(count)} ${nounFr}${Math.abs(count) >= 2 ? "s" : ""}`
+    : `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** Operating-system errors a reader meets, in French (Deno's own text is
+ * English: "Connection refused (os error 111)"). */
+const OS_ERRORS_FR: Record<string, string> = {
+  AddrInUse: "adresse déjà utilisée",
+  AddrNotAvailable: "adresse indisponible sur cette machine",
+  BrokenPipe: "tube rompu (le pair a fermé)",
+  ConnectionAborted: "connexion abandonnée",
+  ConnectionRefused: "connexion refusée",
+  ConnectionReset: "connexion réinitialisée par le pair",
+  NotConnected: "socket non connectée",
+  NotFound: "introuvable",
+  PermissionDenied: "permission refusée",
+  TimedOut: "délai dépassé",
+};
+
+/** The error's message, in the reader's language where it is the OS's. */
+function errorMessage(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const french = err instanceof Error ? OS_ERRORS_FR[err.name] : undefined;
+  if (lang !== "fr" || french === undefined) return text;
+  const code = /\(os error (\d+)\)/.exec(text)?.[1];
+  return code ? `${french} (erreur système ${code})` : french;
+}
+
+/** node:util's parseArgs explains a mistake in English, sometimes over
+ * several lines: one line, in French for a French reader. */
+// deno-fmt-ignore
+const ARGS_ERRORS_FR: [RegExp, string][] = [
+  [/^Unknown option '(.*)'$/, "Option « $1 » inconnue"],
+  [/^Unexpected argument '(.*)'\. .*$/, "Argument « $1 » inattendu\u00a0: des options seulement"],
+  [/^Option '(\S+) .*argument missing$/, "L'option « $1 » attend une valeur"],
+  [/^Option '(\S+)' argument is ambiguous.*$/, "Valeur de « $1 » ambiguë\u00a0: écrivez $1=-XYZ pour une valeur qui commence par un tiret"],
+  [/^Option '(\S+)' does not take an argument$/, "L'option « $1 » ne prend pas de valeur"],
+];
+
+/** parseArgs's error as one line in the reader's language. */
+function describeArgsError(err: unknown): string {
+  const text = errorMessage(err).replaceAll("\n", " ");
+  const fr = ARGS_ERRORS_FR.find(([pattern]) => pattern.test(text));
+  return fr ? say(text, text.replace(...fr)) : text;
+}
+
+/** "127.0.0.1:53422" or "[::1]:53422". An IPv4 client of a dual-stack
+ * socket appears as "::ffff:127.0.0.1"; we show it as the IPv4 address it
+ * is. */
+function formatAddress(addr: Deno.Addr): string {
+  if (addr.transport !== "tcp" && addr.transport !== "udp") {
+    return addr.transport;
+  }
+  let host = addr.hostname;
+  if (host.startsWith("::ffff:") && host.includes(".")) host = host.slice(7);
+  return host.includes(":") ? `[${host}]:${addr.port}` : `${host}:${addr.port}`;
 }
 
 function closeQuietly(resource: { close(): void }): void {
@@ -1368,69 +1069,36 @@ function closeQuietly(resource: { close(): void }): void {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-// ---------------------------------------------------------------------------
-// Shutdown
-
-/** Stops the server, once: on Ctrl-C (SIGINT), on SIGTERM, or when the
- * script itself decides to (ok_server.ts on "fin"). Set by
- * installShutdown(). */
-let stopServer: (reason: string) => void = () => {};
-
-/** Makes Ctrl-C and SIGTERM call `stop`, which closes what keeps the server
- * running; main() then prints the summary with the reason it stopped. Must
- * be installed before the ready line: a parent that signals as soon as it
- * reads that line must find the handler in place. */
-function installShutdown(stop: () => void): { reason: string } {
-  const state = { reason: "" };
-  stopServer = (reason: string) => {
-    if (state.reason) return; // a second Ctrl-C changes nothing
-    state.reason = reason;
-    stop();
-    // Whatever still holds the process (a retry timer) must not keep it.
-    const timer = setTimeout(() => {
-      warn(`still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`);
-      Deno.exit(0);
-    }, SHUTDOWN_GRACE_MS);
-    Deno.unrefTimer(timer);
-  };
-  Deno.addSignalListener("SIGINT", () => stopServer("SIGINT"));
-  // Windows has no SIGTERM; Ctrl-C is its only signal there.
-  if (Deno.build.os !== "windows") {
-    Deno.addSignalListener("SIGTERM", () => stopServer("SIGTERM"));
-  }
-  return state;
-}
-
-/** On shutdown clients are closed at once; if anything still holds the
- * process after this long, it exits anyway. */
-const SHUTDOWN_GRACE_MS = 2000;
-
-/** Closes the listeners, so the accept loops end, and every client, so
- * their reads end. */
-function closeAll(listeners: Deno.TcpListener[]): void {
-  for (const listener of listeners) closeQuietly(listener);
-  for (const conn of clients.keys()) closeQuietly(conn);
-}
-
 /** Runs main() and exits with its code. Every error a user can cause is
- * handled where it happens; anything else still ends as one line on stderr
- * and exit code 1, never a stack trace. */
+ * handled where it happens; anything else, even an error no one awaited,
+ * still ends as one line on stderr and exit code 1, never a stack trace. */
 async function run(main: (args: string[]) => Promise<number>): Promise<void> {
+  const unexpected = (err: unknown) => {
+    console.error(
+      `${prefix()}${say("unexpected error", "erreur inattendue")}${
+        say(": ", "\u00a0: ")
+      }${errorMessage(err)}`,
+    );
+    Deno.exit(1);
+  };
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    unexpected(event.reason);
+  });
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    unexpected(event.error);
+  });
   let code: number;
   try {
     code = await main(Deno.args);
   } catch (err) {
-    warn(errorMessage(err));
-    code = 1;
+    return unexpected(err);
   }
   Deno.exit(code);
 }
 
-// ==== SKELETON END =========================================================
+// ==== COMMON END ===========================================================
 
 // Which half runs: a thread (this file, loaded by the main thread's
 // `new Worker(…)`), or the main thread. import.meta.main is true in a

@@ -37,6 +37,7 @@ import {
   writeAll,
 } from "./helpers.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
+import { testLessonLanguages } from "./lesson_lang.ts";
 import { testNoDelay } from "./sockopt.ts";
 
 const SCRIPT = "ok_server.ts";
@@ -53,6 +54,12 @@ testServerCommandLine({
       conn.close();
     }
   },
+});
+
+testLessonLanguages({
+  script: SCRIPT,
+  left: ["after 1 message", "après 1 message"],
+  reply: "OK\n",
 });
 
 // ---------------------------------------------------------------------------
@@ -1073,18 +1080,16 @@ Deno.test("MessageSplitter: the limit counts bytes without the line ending", () 
   assert.deepEqual(unframed.pause(), { messages: [], tooLong: true });
 });
 
-Deno.test("parseOptions: defaults, --max-line, --one-client, --no-fair", () => {
+Deno.test("parseOptions: defaults, --max-line, --one-client", () => {
   assert.deepEqual(okServer.parseOptions([]), {
     host: "::",
     port: 12800,
     quiet: false,
     maxLine: 65536,
     oneClient: false,
-    fair: true,
   });
   assert.deepEqual(
     okServer.parseOptions([
-      "--no-fair",
       "--one-client",
       "--max-line=10",
       "--port",
@@ -1098,7 +1103,6 @@ Deno.test("parseOptions: defaults, --max-line, --one-client, --no-fair", () => {
       quiet: false,
       maxLine: 10,
       oneClient: true,
-      fair: false,
     },
   );
   assert.equal(okServer.parseMaxLine("16777216"), 16777216);

@@ -30,11 +30,17 @@ import {
   testEchoSurvivesReset,
 } from "./echo_contract.ts";
 import { testServerCommandLine } from "./server_cli.ts";
+import { testLessonLanguages } from "./lesson_lang.ts";
 import { testNoDelay } from "./sockopt.ts";
 
 const SCRIPT = "tcp_echo.ts";
 
 testServerCommandLine({ script: SCRIPT, probe: echoProbe() });
+
+testLessonLanguages({
+  script: SCRIPT,
+  left: ["after 4 bytes echoed", "après 4 octets renvoyés"],
+});
 
 // ---------------------------------------------------------------------------
 // Listening and logging

@@ -13,14 +13,12 @@ import {
   escapeRegExp,
   firstDifference,
   IPV4,
-  isLinux,
   patternBytes,
   readToEnd,
   ROOT_DIR,
   runScript,
   sameBytes,
   shownAddress,
-  sleep,
   startServer,
   taskFlags,
   testBothFamilies,
@@ -34,6 +32,7 @@ import {
   testQuietOutput,
 } from "./echo_contract.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
+import { testLessonLanguages } from "./lesson_lang.ts";
 import { testNoDelay } from "./sockopt.ts";
 
 const SCRIPT = "worker_echo.ts";
@@ -49,13 +48,19 @@ testServerCommandLine({
   },
 });
 
+testLessonLanguages({
+  script: SCRIPT,
+  args: ["--threads", "2"],
+  readyTail: ", 2 threads",
+  tag: "\\[\\d+\\] ",
+  left: ["after 4 bytes echoed", "après 4 octets renvoyés"],
+});
+
 for (
   const [args, line] of [
     [["--threads", "0"], 'Invalid --threads "0"'],
     [["--threads", "257"], 'Invalid --threads "257"'],
     [["--threads", "two"], 'Invalid --threads "two"'],
-    [["--max-clients", "0"], 'Invalid --max-clients "0"'],
-    [["--idle-timeout", "1m"], 'Invalid --idle-timeout "1m"'],
   ] as const
 ) {
   Deno.test(`worker_echo: ${args.join(" ")} is a usage error, exit 2`, async () => {
@@ -245,30 +250,6 @@ Deno.test("--threads 1 serves many clients at once too (each thread is an event 
     }));
   } finally {
     for (const conn of conns) conn.close();
-  }
-});
-
-Deno.test("--max-clients is per thread: with one thread, one more client is refused", async () => {
-  await using server = await startServer(SCRIPT, [
-    "--threads",
-    "1",
-    "--max-clients",
-    "1",
-  ]);
-  const first = await connect(IPV4, server.port);
-  const conns = [first];
-  try {
-    assert.deepEqual(await echoRoundTrip(first, utf8("in")), utf8("in"));
-    const second = await connect(IPV4, server.port);
-    conns.push(second);
-    assert.deepEqual(await readToEnd(second), new Uint8Array(0));
-    await server.stdout.waitFor(
-      new RegExp(
-        `^worker_echo: \\[1\\] 127\\.0\\.0\\.1:${second.localAddr.port} refused: 1 clients already \\(--max-clients 1\\)$`,
-      ),
-    );
-  } finally {
-    for (const conn of conns) closeQuietly(conn);
   }
 });
 
@@ -468,51 +449,6 @@ async function destroyListenersMissing(): Promise<string> {
   return result;
 }
 
-/** CPU time of a process, all its threads, in clock ticks (Linux /proc:
- * utime + stime, fields 14 and 15 of /proc/PID/stat). */
-function cpuTicks(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]); // fields 14, 15 (1-based)
-}
-
-Deno.test({
-  name:
-    "--idle-timeout 2592000 (30 days, longer than a timer holds): no TimeoutOverflowWarning, no spinning CPU while a client is connected" +
-    (isLinux ? "" : " (ignored: needs Linux /proc)"),
-  ignore: !isLinux,
-  fn: async () => {
-    await using server = await startServer(SCRIPT, [
-      "--threads",
-      "1",
-      "--idle-timeout",
-      "2592000",
-    ]);
-    const conn = await connect(IPV4, server.port);
-    try {
-      const before = cpuTicks(server.pid);
-      // A bounded count of echoes, with pauses that give a spinning timer
-      // (one wake-up a millisecond) room to show itself.
-      for (let i = 0; i < 40; i++) {
-        const payload = patternBytes(100, i + 1);
-        const echo = await echoRoundTrip(conn, payload);
-        assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
-        await sleep(50);
-      }
-      const used = cpuTicks(server.pid) - before;
-      const warnings = server.stderr.text.split("TimeoutOverflowWarning")
-        .length - 1;
-      assert.equal(warnings, 0, `stderr:\n${server.stderr.text.slice(0, 500)}`);
-      // About 2 s connected: a timer firing every millisecond costs a
-      // share of a CPU all along (tens of ticks at 100 Hz), while 40 small
-      // echoes cost a tick or two.
-      assert.ok(used < 12, `the server used ${used} CPU ticks for 40 echoes`);
-    } finally {
-      closeQuietly(conn);
-    }
-  },
-});
-
 // Pure pieces, in-process (fast). Importing the file starts nothing: the
 // server runs only when the file is the main module or a worker.
 import * as workerEcho from "../worker_echo.ts";
@@ -535,18 +471,10 @@ function captured<T>(parse: () => T): { result: T; out: string; err: string } {
 }
 
 Deno.test("worker_echo.parseOptions: --threads and the rest, in-process", () => {
-  const options = workerEcho.parseOptions([
-    "--threads",
-    "3",
-    "--port",
-    "0",
-    "--idle-timeout",
-    "0.5",
-  ]);
+  const options = workerEcho.parseOptions(["--threads", "3", "--port", "0"]);
   assert.ok(typeof options === "object", String(options));
   assert.equal(options.threads, 3);
   assert.equal(options.port, 0);
-  assert.equal(options.idleTimeoutMs, 500);
   const help = captured(() => workerEcho.parseOptions(["--help"]));
   assert.equal(help.result, 0);
   assert.ok(help.out.startsWith(`Usage: ${RUN_LINE} [options]`), help.out);
@@ -564,13 +492,9 @@ Deno.test("worker_echo.parseOptions: --threads and the rest, in-process", () => 
     assert.match(mistake.err, /^Usage: /m);
     assert.equal(mistake.out, "");
   }
-  const { parseThreads, parseMaxClients, parseSeconds, UsageError } =
-    workerEcho;
+  const { parseThreads, UsageError } = workerEcho;
   assert.equal(parseThreads("256"), 256);
   assert.throws(() => parseThreads("257"), UsageError);
-  assert.throws(() => parseMaxClients("0"), UsageError);
-  assert.equal(parseSeconds("0.5"), 0.5);
-  assert.throws(() => parseSeconds("1m"), UsageError);
 });
 
 Deno.test("worker_echo.restartDelay: doubles while threads die young, capped, reset by a long life", () => {
