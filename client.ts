@@ -180,7 +180,7 @@ class Replies {
   #received = 0; // bytes since the last line was sent
   #lastByte = -1;
   #hinted = false;
-  #changed = Promise.withResolvers<true>(); // renewed at each read, and at end
+  #changed = Promise.withResolvers<true>(); // resolved, renewed at each read
 
   constructor(conn: Deno.TcpConn, readonly oneRead: boolean) {
     this.over = this.#pump(conn);
@@ -218,7 +218,7 @@ class Replies {
 
   /** Waits until replyEnd() says the reply ended, or for REPLY_QUIET_MS of
    * silence after its start ("quiet"). That silence, or no reply in HINT_MS,
-   * gets the hint (once): the server may expect messages without newline. */
+   * gets the hint (once) that the server may expect no newline. */
   async reply(): Promise<ReplyEnd> {
     for (;;) {
       const gone = this.gone !== "";
