@@ -8,9 +8,8 @@
  * select_echo.ts, worker_echo.ts, udp_echo.ts (`--udp`), ok_server.ts
  * (`--port 12800`), a plain `nc -l 7777`.
  *
- * Concurrency model: one conversation, so one plain loop: read a line, send
- * it, wait for the reply. The socket is read all the time meanwhile (the
- * Replies pump), so a reply is never stuck behind our own sending.
+ * Concurrency model: one conversation, so one plain loop; a pump (Replies)
+ * reads the socket all the time, so a reply never waits behind our sending.
  *
  * Sheets: TP5b "Socket Serveur" (seeds/000), §1.3 "Client Echo" (stops on
  * an empty line), and "Python – les sockets" (seeds/001), its client (`> `
@@ -18,10 +17,10 @@
  *
  * Sheet (Python)                               ↔ this file
  * `s.connect((host, port))`                    ↔ `conn = await Deno.connect({ hostname: options.host, port: options.port })`
- * `input("> ")` or `sys.stdin.readline()`      ↔ `lines.next()` (LineReader) and `showPrompt(interactive)`
+ * `input("> ")` or `sys.stdin.readline()`      ↔ `showPrompt()` and `lines.next()` (LineReader)
  * `s.send(line)`; `send(msg.encode())` (001)   ↔ `await writeAll(conn, options.noNewline ? line : withNewline(line))`
- * `s.recv(1024)` until the reply is whole      ↔ `conn.read(buffer)` in Replies; `await replies.reply(options.noNewline)`
- * `print(msg_recu.decode())` (sheet 001)       ↔ `printReply(bytes, oneRead)`
+ * `s.recv(1024)` until the reply is whole      ↔ `conn.read(buffer)` in Replies; `await replies.reply()`
+ * `print(msg_recu.decode())` (sheet 001)       ↔ `printReply(buffer.subarray(0, n), this.oneRead)` in Replies
  * empty line → `s.close()` (sheet 000)         ↔ `if (line.length === 0)`
  * `while msg_a_envoyer != b"fin"` (sheet 001)  ↔ `if (isStopWord(line))` after the reply
  *
@@ -30,11 +29,10 @@
  * one and type a few lines; `printf 'a\nb\n' | deno run -N client.ts` pipes.
  * Or run it as a program: `chmod +x client.ts && ./client.ts`.
  *
- * Permissions: `-N` (network) only; `--udp` also needs `--unstable-net`
- * (this project's deno.json turns it on). stdout carries the server's bytes
- * as they arrive, never decoded; our own lines (prompt, "connected",
- * errors) go to stderr, so `client.ts < in.txt > out.txt` keeps only the
- * replies. French with LANG=fr_FR.UTF-8 or `--lang fr`.
+ * Permissions: `-N` only; `--udp` also needs `--unstable-net` (deno.json
+ * turns it on). The server's bytes go to stdout as they come, never decoded;
+ * our own lines (prompt, errors) to stderr: `client.ts <in.txt >out.txt`
+ * keeps only the replies. French: LANG=fr_FR.UTF-8 or `--lang fr`.
  */
 
 import { lookup } from "node:dns/promises";
@@ -55,11 +53,7 @@ const NEWLINE = 0x0a;
 
 /** Sheet 000 §1.3 and sheet 001's client: connect, then read a line, send
  * it, print the whole reply, until a stop rule says enough. */
-async function talkTcp(
-  options: Options,
-  lines: LineReader,
-  interactive: boolean,
-): Promise<number> {
+async function talkTcp(options: Options): Promise<number> {
   let conn: Deno.TcpConn;
   try {
     conn = await Deno.connect({ hostname: options.host, port: options.port });
@@ -71,16 +65,16 @@ async function talkTcp(
     // the server acknowledges the previous one: a line should leave at once.
     conn.setNoDelay(true);
     const replies = new Replies(conn, options.noNewline);
-    warn(MSG.connected(formatAddress(conn.remoteAddr), interactive));
-    showPrompt(interactive);
+    const lines = new LineReader();
+    warn(MSG.connected(formatAddress(conn.remoteAddr)));
     for (;;) {
-      // Wait for the next line, or for the server to leave meanwhile: a
-      // person at the prompt learns at once that the server is gone.
+      showPrompt();
+      // The next line, or the server leaving meanwhile: a person at the
+      // prompt learns at once that the server is gone.
       const line = await Promise.race([lines.next(), replies.over]);
       if (line === undefined || replies.gone) return failed(replies.gone);
       if (line === null) return stopped(MSG.endOfInput());
-      // Sheet 000: an empty line ends the conversation; it is not sent
-      // (with --no-newline either: no bytes, no message, no answer).
+      // Sheet 000: an empty line ends the conversation; it is not sent.
       if (line.length === 0) return stopped(MSG.emptyLine());
 
       // --no-newline sends the line as sheet 001's `send(msg.encode())`
@@ -90,16 +84,14 @@ async function talkTcp(
         await writeAll(conn, options.noNewline ? line : withNewline(line));
       } catch (err) {
         // The reader usually knows best why: a moment for it to say so.
-        await Promise.race([replies.over, sleep(100)]);
+        await within(replies.over, 100);
         return failed(replies.gone || describeDisconnect(err));
       }
       // THE line that makes this a request/reply client: nothing more is
       // read from stdin until the whole reply has been printed.
-      const end = await replies.reply(options.noNewline);
-      if (end === "gone") return failed(replies.gone);
+      if (await replies.reply() === "gone") return failed(replies.gone);
       // Sheet 001: after the server has answered "fin", we stop too.
       if (isStopWord(line)) return stopped(MSG.replyToFin());
-      showPrompt(interactive);
     }
   } finally {
     closeQuietly(conn);
@@ -117,9 +109,8 @@ export function isStopWord(line: Uint8Array): boolean {
 }
 
 /** Prints a reply's bytes on stdout exactly as received. With `oneRead`
- * (--no-newline: each read is one answer, as in sheet 001's client) it ends
- * on its own line, as the sheet's `print()` does: a newline is added when
- * the answer has none. */
+ * (--no-newline: each read is one answer) it ends its own line, as sheet
+ * 001's `print()` does: a newline is added to an answer that has none. */
 async function printReply(bytes: Uint8Array, oneRead: boolean) {
   const ownLine = oneRead && bytes.at(-1) !== NEWLINE;
   await writeAll(Deno.stdout, ownLine ? withNewline(bytes) : bytes);
@@ -127,10 +118,9 @@ async function printReply(bytes: Uint8Array, oneRead: boolean) {
 }
 
 // ---------------------------------------------------------------------------
-// main. Exit codes: 0 when it stopped by one of the sheets' rules (empty
-// line, reply to `fin`, end of input); 1 when the server could not be
-// reached, went away, or (UDP) never answered, or a line was too large for
-// one datagram; 2 for a mistake in the options.
+// main. Exit codes: 0 once a sheet's rule (or the end of input) stopped it;
+// 1 when the server was not reached, went away or (UDP) never answered, or
+// a line did not fit in a datagram; 2 for a mistake in the options.
 
 async function main(args: string[]): Promise<number> {
   let options: Options | null;
@@ -145,13 +135,7 @@ async function main(args: string[]): Promise<number> {
     console.log(usage());
     return 0;
   }
-  // A person at a terminal gets a prompt; a pipe gets none, and otherwise
-  // the very same behaviour.
-  const interactive = Deno.stdin.isTerminal();
-  const lines = new LineReader();
-  return options.udp
-    ? await talkUdp(options, lines, interactive)
-    : await talkTcp(options, lines, interactive);
+  return options.udp ? await talkUdp(options) : await talkTcp(options);
 }
 
 function stopped(reason: string): number {
@@ -172,11 +156,11 @@ function failed(reason: string): number {
 // Reply assembly: a reply ends with a newline, or with silence
 //
 // TCP may deliver a reply in any number of pieces. Every server here answers
-// a line with a line, so a reply is whole when the bytes received since the
+// a line with a line, so a reply is whole once the bytes received since the
 // line was sent end with a newline, or (sheet 001's server sends `b"OK"`)
-// after REPLY_QUIET_MS of silence. Before its first byte, a reply is awaited
-// as long as it takes: a sequential server busy with another client is
-// slow, not gone. With `--no-newline`, the first read is the answer.
+// after REPLY_QUIET_MS of silence; with `--no-newline`, the first read is
+// the answer. Before its first byte, a reply is awaited as long as it takes:
+// a sequential server busy with another client is slow, not gone.
 
 /** A reply without a final newline is complete after this much silence:
  * long enough not to cut an echo arriving in pieces, short for a person. */
@@ -184,29 +168,25 @@ const REPLY_QUIET_MS = 1000;
 /** No byte of a reply after this long: the hint, once. */
 const HINT_MS = 3000;
 
-/** How a wait for a reply ended. */
-export type ReplyEnd = "line" | "quiet" | "read" | "gone";
+export type ReplyEnd = "line" | "quiet" | "read" | "gone"; // how a reply ended
 
-/** Reads the connection all the time and prints every byte as it arrives:
- * a client that sent a whole 1 MiB line before reading would deadlock with
- * an echo server, both blocked on full buffers; and a server that leaves
- * while the user is typing is noticed at once. */
+/** Reads the connection all the time, printing each byte as it comes: a
+ * client sending a whole 1 MiB line before reading would deadlock with an
+ * echo server (both blocked on full buffers); a server leaving is noticed
+ * at once, even while the user types. */
 class Replies {
-  /** Bytes received since the last line was sent. */
-  received = 0;
-  /** Why the connection is over ("" while it is open). */
-  gone = "";
-  /** Resolves once the connection is over. */
-  readonly over: Promise<void>;
+  gone = ""; // why the connection is over ("" while it is open)
+  readonly over: Promise<void>; // resolves once the connection is over
+  #received = 0; // bytes since the last line was sent
   #lastByte = -1;
-  /** Resolved, and replaced, at each byte and at the end. */
-  #changed = Promise.withResolvers<boolean>();
+  #hinted = false;
+  #changed = Promise.withResolvers<true>(); // resolved, renewed at each read
 
-  constructor(conn: Deno.TcpConn, oneRead: boolean) {
-    this.over = this.#pump(conn, oneRead);
+  constructor(conn: Deno.TcpConn, readonly oneRead: boolean) {
+    this.over = this.#pump(conn);
   }
 
-  async #pump(conn: Deno.TcpConn, oneRead: boolean): Promise<void> {
+  async #pump(conn: Deno.TcpConn): Promise<void> {
     const buffer = new Uint8Array(BUFFER_SIZE);
     while (!this.gone) {
       let n: number | null = null;
@@ -216,63 +196,44 @@ class Replies {
       } catch (err) {
         this.gone = describeDisconnect(err);
       }
-      if (n === null) break;
-      const bytes = buffer.subarray(0, n);
-      // Awaiting stdout before reading more bounds memory when stdout is
-      // slower than the network.
-      await printReply(bytes, oneRead).catch((err) => {
-        this.gone = MSG.cannotPrint(errorMessage(err));
-      });
-      this.received += n;
-      this.#lastByte = buffer[n - 1];
-      this.#wake();
+      if (n !== null) {
+        // Awaiting stdout before reading more bounds memory when stdout is
+        // slower than the network.
+        await printReply(buffer.subarray(0, n), this.oneRead).catch((err) => {
+          this.gone = MSG.cannotPrint(errorMessage(err));
+        });
+        this.#received += n;
+        this.#lastByte = buffer[n - 1];
+      }
+      this.#changed.resolve(true);
+      this.#changed = Promise.withResolvers<true>();
     }
-    this.#wake();
   }
 
   /** Forget what came before: a new line is about to be sent. */
   expectReply(): void {
-    this.received = 0;
+    this.#received = 0;
     this.#lastByte = -1;
   }
 
-  /** Waits until the reply ends: see replyEnd, or REPLY_QUIET_MS of silence
-   * after its start ("quiet"). Without `oneRead`, a reply ended by silence
-   * or none after HINT_MS gets the hint (once): the server may expect
-   * messages without a newline. */
-  async reply(oneRead = false): Promise<ReplyEnd> {
+  /** Waits until replyEnd() says the reply ended, or for REPLY_QUIET_MS of
+   * silence after its start ("quiet"). That silence, or no reply in HINT_MS,
+   * gets the hint (once) that the server may expect no newline. */
+  async reply(): Promise<ReplyEnd> {
     for (;;) {
       const gone = this.gone !== "";
-      const end = replyEnd(this.received, this.#lastByte, gone, oneRead);
+      const end = replyEnd(this.#received, this.#lastByte, gone, this.oneRead);
       if (end !== null) return end;
-      const before = this.received;
-      const wait = before > 0 ? REPLY_QUIET_MS : oneRead ? null : HINT_MS;
-      if (await this.#change(wait) || this.received !== before) continue;
-      if (before > 0) {
-        hintOnce(MSG.hintUnframed());
-        return "quiet";
-      }
-      hintOnce(MSG.hintSilent());
-      await this.#change(null);
+      const before = this.#received;
+      const wait = before > 0 ? REPLY_QUIET_MS : this.oneRead ? null : HINT_MS;
+      const changed = await within(this.#changed.promise, wait);
+      if (changed || this.#received !== before) continue;
+      const hint = before > 0 ? MSG.hintUnframed() : MSG.hintSilent();
+      if (!this.#hinted) warn(hint);
+      this.#hinted = true;
+      if (before > 0) return "quiet";
+      await this.#changed.promise;
     }
-  }
-
-  /** True at the next byte or end; false after `ms` (never when null). */
-  async #change(ms: number | null): Promise<boolean> {
-    if (ms === null) return await this.#changed.promise;
-    const timeout = Promise.withResolvers<boolean>();
-    const timer = setTimeout(timeout.resolve, ms, false);
-    const changed = await Promise.race([
-      this.#changed.promise,
-      timeout.promise,
-    ]);
-    clearTimeout(timer);
-    return changed;
-  }
-
-  #wake(): void {
-    this.#changed.resolve(true);
-    this.#changed = Promise.withResolvers<boolean>();
   }
 }
 
@@ -291,13 +252,6 @@ export function replyEnd(
   return gone ? "gone" : null;
 }
 
-let hinted = false;
-
-function hintOnce(line: string): void {
-  if (!hinted) warn(line);
-  hinted = true;
-}
-
 /** One line saying how the server went away. */
 export function describeDisconnect(err: unknown): string {
   if (err instanceof Deno.errors.ConnectionReset) return MSG.serverReset();
@@ -309,20 +263,14 @@ export function describeDisconnect(err: unknown): string {
 // Lines as bytes: the sheet's readline(), without decoding
 
 /** Reads stdin line by line with Deno.stdin.read(), the same piped and on
- * a terminal (`prompt()` returns null when piped; node:readline loses piped
- * lines). A line comes without its "\n" or "\r\n"; a last line without a
- * newline counts. Lines are bytes, sent as typed, whatever the encoding. */
+ * a terminal (`prompt()` gives null piped; node:readline loses piped lines).
+ * A line comes without its "\n" or "\r\n"; an unended last line counts. */
 export class LineReader {
   #buffer = new Uint8Array(BUFFER_SIZE);
-  /** Bytes read and not yet returned as a line. */
-  #pending: Uint8Array = new Uint8Array(0);
+  #pending: Uint8Array = new Uint8Array(0); // read, not yet a line
   #ended = false;
 
-  /** Reads from `source`: stdin unless a test gives another. */
-  constructor(
-    readonly source: { read(p: Uint8Array): Promise<number | null> } =
-      Deno.stdin,
-  ) {}
+  constructor(readonly source: Pick<typeof Deno.stdin, "read"> = Deno.stdin) {}
 
   /** The next line, or null at the end of input. */
   async next(): Promise<Uint8Array | null> {
@@ -349,9 +297,7 @@ export class LineReader {
 
 /** The bytes before the first newline and those after it; null when there
  * is no newline yet. */
-export function splitLine(
-  bytes: Uint8Array,
-): [Uint8Array, Uint8Array] | null {
+export function splitLine(bytes: Uint8Array): [Uint8Array, Uint8Array] | null {
   const at = bytes.indexOf(NEWLINE);
   return at < 0 ? null : [bytes.subarray(0, at), bytes.subarray(at + 1)];
 }
@@ -377,18 +323,13 @@ const UDP_TRIES = 3;
  * (and over IPv4 its 20-byte header). A larger line is refused, not cut. */
 const UDP_MAX_PAYLOAD = { 4: 65507, 6: 65527 };
 
-async function talkUdp(
-  options: Options,
-  lines: LineReader,
-  interactive: boolean,
-): Promise<number> {
+async function talkUdp(options: Options): Promise<number> {
   if (typeof Deno.listenDatagram !== "function") {
     return failed(MSG.udpNeedsUnstable());
   }
   // Without -N, Deno would ask three times (the lookup, our socket, the
   // server's address): ask once, for the network. With -N, nothing.
-  const net = { name: "net" } as const;
-  if (Deno.permissions.requestSync(net).state !== "granted") {
+  if (Deno.permissions.requestSync({ name: "net" }).state !== "granted") {
     return failed(MSG.noPermission());
   }
   // Resolve the name ourselves: the socket must be of the server's family,
@@ -406,13 +347,14 @@ async function talkUdp(
     return failed(describeConnectError(err, options));
   }
   const exchange = udpExchange(socket, server);
+  const lines = new LineReader();
   let refused = 0;
   const end = (reason: string) =>
     stopped(reason) + (refused > 0 ? failed(MSG.refused(refused)) : 0);
   try {
-    warn(MSG.sendingUdp(formatAddress(server), interactive));
-    showPrompt(interactive);
+    warn(MSG.sendingUdp(formatAddress(server)));
     for (;;) {
+      showPrompt();
       const line = await lines.next();
       if (line === null) return end(MSG.endOfInput());
       if (line.length === 0) return end(MSG.emptyLine());
@@ -422,14 +364,12 @@ async function talkUdp(
       if (datagram.length > maxPayload) {
         warn(MSG.tooLarge(datagram.length, options.noNewline, maxPayload));
         refused++;
-        showPrompt(interactive);
         continue;
       }
       const reply = await exchange(datagram);
       if (reply === null) return 1;
       await printReply(reply, options.noNewline);
       if (isStopWord(line)) return end(MSG.replyToFin());
-      showPrompt(interactive);
     }
   } catch (err) {
     return failed(MSG.cannotPrint(errorMessage(err)));
@@ -446,21 +386,6 @@ function udpExchange(socket: Deno.DatagramConn, server: Deno.NetAddr) {
   const buffer = new Uint8Array(65536);
   // Deno cannot cancel a receive(): one that timed out is awaited next time.
   let pending: Promise<[Uint8Array, Deno.Addr]> | null = null;
-  const receive = async (deadline: number) => {
-    while (Date.now() < deadline) {
-      pending ??= socket.receive(buffer);
-      pending.catch(() => {}); // closing the socket at exit rejects it
-      const timeout = Promise.withResolvers<null>();
-      const timer = setTimeout(timeout.resolve, deadline - Date.now(), null);
-      const got = await Promise.race([pending, timeout.promise]);
-      clearTimeout(timer);
-      if (got === null) return null;
-      pending = null;
-      // Anyone may send to our port; only the server's datagrams count.
-      if (formatAddress(got[1]) === formatAddress(server)) return got[0];
-    }
-    return null;
-  };
   return async (datagram: Uint8Array): Promise<Uint8Array | null> => {
     for (let attempt = 1; attempt <= UDP_TRIES; attempt++) {
       try {
@@ -469,8 +394,16 @@ function udpExchange(socket: Deno.DatagramConn, server: Deno.NetAddr) {
         warn(MSG.cannotSend(formatAddress(server), errorMessage(err)));
         return null;
       }
-      const reply = await receive(Date.now() + UDP_TIMEOUT_MS);
-      if (reply !== null) return reply;
+      const deadline = Date.now() + UDP_TIMEOUT_MS;
+      while (Date.now() < deadline) {
+        pending ??= socket.receive(buffer);
+        pending.catch(() => {}); // closing the socket at exit rejects it
+        const got = await within(pending, deadline - Date.now());
+        if (got === null) break;
+        pending = null;
+        // Anyone may send to our port; only the server's datagrams count.
+        if (formatAddress(got[1]) === formatAddress(server)) return got[0];
+      }
       if (attempt < UDP_TRIES) warn(MSG.sendingAgain(attempt + 1));
     }
     // An unconnected UDP socket is never told that nobody listens.
@@ -510,11 +443,12 @@ export function parseOptions(args: string[]) {
     throw new UsageError(describeArgsError(err));
   }
   if (values.help) return null;
-  const { host, udp } = values;
-  const port = parsePort(values.port);
-  return { host, port, udp, noNewline: values["no-newline"] };
+  const { host, udp, "no-newline": noNewline } = values;
+  return { host, port: parsePort(values.port), udp, noNewline };
 }
 
+/** A person at a terminal gets prompts; a pipe, all the rest the same. */
+const interactive = Deno.stdin.isTerminal();
 /** The terminal's cursor follows a reply that did not end its line. */
 let lineOpen = false;
 
@@ -526,21 +460,28 @@ function warn(line: string): void {
 }
 
 /** The `> ` prompt of sheet 001 (on stderr), for a person at a terminal. */
-function showPrompt(interactive: boolean): void {
+function showPrompt(): void {
   if (!interactive) return;
   Deno.stderr.writeSync(new TextEncoder().encode(lineOpen ? "\n> " : "> "));
   lineOpen = false;
 }
 
 /** write() may take only part of the bytes; loop until all are written. */
-async function writeAll(
-  writer: { write(p: Uint8Array): Promise<number> },
-  bytes: Uint8Array,
-): Promise<void> {
-  while (bytes.length > 0) bytes = bytes.subarray(await writer.write(bytes));
+async function writeAll(to: Pick<Deno.Conn, "write">, bytes: Uint8Array) {
+  while (bytes.length > 0) bytes = bytes.subarray(await to.write(bytes));
 }
 
-const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+/** The promise's value, or null once `ms` have passed (no limit if null). */
+async function within<T>(p: Promise<T>, ms: number | null): Promise<T | null> {
+  if (ms === null) return await p;
+  const timeout = Promise.withResolvers<null>();
+  const timer = setTimeout(timeout.resolve, ms, null);
+  try {
+    return await Promise.race([p, timeout.promise]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Turns a failure to reach the server into one line saying what to do. */
 export function describeConnectError(err: unknown, options: Options): string {
@@ -567,12 +508,9 @@ export function describeConnectError(err: unknown, options: Options): string {
 
 // deno-fmt-ignore
 const MSG = {
-  quits: (interactive: boolean) =>
-    interactive ? say(" (an empty line or Ctrl-D quits)", " (une ligne vide ou Ctrl-D pour finir)") : "",
-  connected: (to: string, interactive: boolean) =>
-    say(`connected to ${to}`, `connecté à ${to}`) + MSG.quits(interactive),
-  sendingUdp: (to: string, interactive: boolean) =>
-    say(`sending to ${to} over UDP`, `envoi vers ${to} en UDP`) + MSG.quits(interactive),
+  quits: () => interactive ? say(" (an empty line or Ctrl-D quits)", " (une ligne vide ou Ctrl-D pour finir)") : "",
+  connected: (to: string) => say(`connected to ${to}`, `connecté à ${to}`) + MSG.quits(),
+  sendingUdp: (to: string) => say(`sending to ${to} over UDP`, `envoi vers ${to} en UDP`) + MSG.quits(),
   stopped: (why: string) => say(`stopped: ${why}`, `arrêt\u00a0: ${why}`),
   endOfInput: () => say("end of input", "fin de l'entrée"),
   emptyLine: () => say("empty line", "ligne vide"),
@@ -609,12 +547,8 @@ const MSG = {
   resetAtOnce: (where: string) => say(
     `Connected to ${where}, then the server reset the connection at once`,
     `Connecté à ${where}, puis le serveur a aussitôt réinitialisé la connexion`),
-  cannotConnect: (where: string, why: string) => say(
-    `Cannot connect to ${where}: ${why}`,
-    `Connexion à ${where} impossible\u00a0: ${why}`),
-  refusedConnection: () => say(
-    "connection refused; is the server running?",
-    "connexion refusée\u00a0; le serveur tourne-t-il\u00a0?"),
+  cannotConnect: (where: string, why: string) => say(`Cannot connect to ${where}: ${why}`, `Connexion à ${where} impossible\u00a0: ${why}`),
+  refusedConnection: () => say("connection refused; is the server running?", "connexion refusée\u00a0; le serveur tourne-t-il\u00a0?"),
   noSuchHost: () => say("no such host; check --host", "hôte inconnu\u00a0; vérifiez --host"),
 };
 
@@ -629,11 +563,9 @@ Options:
   --host H      server to talk to (default ${DEFAULT_HOST})
   --port N      its port (default ${DEFAULT_PORT}; ok_server.ts: 12800)
   --udp         talk to a UDP server, one datagram per line
-  --no-newline  talk as sheet 001's client does, to its Python servers: each
-                line sent without its newline, one read taken as the answer
-                and printed on its own line, as the sheet's print() does
-                (a newline is added to an answer that has none; without
-                --no-newline, stdout holds the server's bytes exactly)
+  --no-newline  talk as sheet 001's client does, to its Python servers: send
+                each line without its newline, print one read as the answer,
+                on its own line (else stdout holds the server's bytes exactly)
   --lang L      fr or en (default: the system's language)
   -h, --help    show this help and exit
 
@@ -649,10 +581,8 @@ Options\u00a0:
   --port N      son port (défaut ${DEFAULT_PORT}\u00a0; ok_server.ts\u00a0: 12800)
   --udp         parler à un serveur UDP, un datagramme par ligne
   --no-newline  parler comme le client de la fiche 001 à ses serveurs Python\u00a0:
-                chaque ligne envoyée sans son saut de ligne, une lecture
-                prise pour réponse et affichée sur sa ligne, comme le print()
-                de la fiche (un saut de ligne est ajouté à une réponse qui
-                n'en a pas\u00a0; sans --no-newline, la sortie standard
+                chaque ligne envoyée sans son saut de ligne, une lecture prise
+                pour réponse, affichée sur sa ligne (sinon la sortie standard
                 contient exactement les octets du serveur)
   --lang L      fr ou en (défaut\u00a0: la langue du système)
   -h, --help    afficher cette aide et quitter

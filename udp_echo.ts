@@ -22,7 +22,7 @@
  * @run deno run -N --unstable-net udp_echo.ts
  * Try it: `nc -u localhost 7777` in a second terminal, `ss -uanp` in a
  * third; start nc several times and watch the client port change in the
- * server's log. Or run it as a program: `chmod +x udp_echo.ts && ./udp_echo.ts`.
+ * log. Or run it as a program: `chmod +x udp_echo.ts && ./udp_echo.ts`.
  * Siblings: tcp_echo.ts, client.ts (with `--udp`); echod.ts is the
  * engineers' echo service (rate-limited logs, several receive loops).
  *
@@ -172,9 +172,9 @@ async function main(args: string[]): Promise<number> {
  * error must not spin the CPU. */
 const RECEIVE_RETRY_MS = 1000;
 
-/** On Windows, an echo sent to a closed port comes back as ICMP "port
- * unreachable" and the next receive() fails with ConnectionReset: a peer
- * vanished, nothing to say. Linux says nothing to an unconnected socket. */
+/** Says why receive() failed, then pauses. Not for ConnectionReset: on
+ * Windows an echo sent to a closed port comes back as ICMP "port
+ * unreachable", failing the next receive(): a peer vanished, nothing to say. */
 async function receiveFailed(err: unknown): Promise<void> {
   if (err instanceof Deno.errors.ConnectionReset) return;
   console.error(`${prefix()}${MSG.cannotReceive(errorMessage(err))}`);
@@ -381,7 +381,7 @@ Options\u00a0:
   --host H     adresse d'écoute (défaut ${DEFAULT_HOST}\u00a0: IPv4 et IPv6)
   --quiet      aucune ligne par datagramme (restent l'écoute et le bilan)
   --allow-any-port  sans garde anti-boucle\u00a0: renvoyer aussi les datagrammes
-               des ports sources sous ${FIRST_UNPRIVILEGED_PORT} (services système) et du port du serveur
+               des ports sous ${FIRST_UNPRIVILEGED_PORT} (services système) et du port du serveur
   --lang L     fr ou en (défaut\u00a0: la langue du système)
   -h, --help   afficher cette aide et quitter
 
