@@ -407,6 +407,7 @@ const ECHO_ROWS: Row[] = [
       several:
         /^message 2 of 4 got no echo: the server closed the connection after the previous one/,
       second: /^the first client, speaking again after the second/,
+      many50: /^0 of 50 served \(client 1: got 0 of 8 bytes back/,
     },
   },
   {
