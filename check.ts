@@ -267,8 +267,8 @@ export const ECHO_CHECKS: Check[] = [
     id: "stalled",
     name: () =>
       tr(
-        "client that stops reading: every byte back",
-        "client qui ne lit plus : tous ses octets reviennent",
+        "client that stops reading gets every byte back",
+        "le client qui ne lit plus retrouve tous ses octets",
       ),
     steps: ["2.1", "2.2"],
     run: stalledReader,
@@ -1285,13 +1285,13 @@ async function grade(
           stoppedDuring.id === "fin"
             ? tr(
               "not run: fin stopped the server (with --run, check.ts starts it again)",
-              "non testé : fin a arrêté le serveur (avec --run, check.ts le relance)",
+              "non testée : fin a arrêté le serveur (avec --run, check.ts le relance)",
             )
             : tr(
               `not run: the server stopped during ${
                 quoteName(stoppedDuring.name())
               }`,
-              `non testé : le serveur s'est arrêté pendant ${
+              `non testée : le serveur s'est arrêté pendant ${
                 quoteName(stoppedDuring.name())
               }`,
             ),
@@ -1301,7 +1301,7 @@ async function grade(
           `not run: the server serves one client at a time (see ${
             quoteName("second client")
           })`,
-          `non testé : le serveur sert un client à la fois (voir ${
+          `non testée : le serveur sert un client à la fois (voir ${
             quoteName("deuxième client")
           })`,
         ));
