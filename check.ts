@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run -N --allow-run --allow-read
+#!/usr/bin/env -S deno run -N --allow-run --allow-read --unstable-net
 /**
  * # check.ts — grades a socket server against what its sheet asks
  *
@@ -16,7 +16,7 @@
  *   `check.ts udp-echo --step 1.4`      ↔ the recvfrom()/sendto() loop
  *   `check.ts ok --step 1|2`            ↔ sheet 001's first / second server
  *
- * @run deno run -N --allow-run --allow-read check.ts
+ * @run deno run -N --allow-run --allow-read --unstable-net check.ts
  * Try it: `deno run -N tcp_echo.ts` in one terminal, then
  * `deno task check echo --step 1.2` in another; or let it start the server:
  * `deno task check echo --run "python3 server.py {port}"`.
@@ -25,7 +25,7 @@
  * command) and to read /proc with `cat` (Linux: a started server's CPU
  * time and open-files limit, whether a port is bound); `--allow-read` for
  * a `--targets` file.
- * `udp-echo` needs `--unstable-net` (this repository's deno.json sets it).
+ * `--unstable-net` for `udp-echo` (Deno's UDP API is still marked unstable).
  *
  * Sections: §1.2 and §2 (TCP echo), §1.4 (UDP echo), sheet 001 (OK/fin),
  * then the runner (steps, liveness, --run), a class (--targets, table,
@@ -139,6 +139,9 @@ export function quote(bytes: Uint8Array, max = 24): string {
 }
 
 const bytesOf = (n: number) => plural(n, "byte", "octet");
+/** The French plural "s" of a participle agreeing with `n` things (0 and
+ * 1 take the singular: "0 octet renvoyé", "2 octets renvoyés"). */
+const frS = (n: number) => Math.abs(n) >= 2 ? "s" : "";
 
 /** Why an echo is not the bytes sent, or null when it is exactly them.
  * `ended`: the server closed the connection. */
@@ -163,7 +166,9 @@ export function judgeEcho(
   if (got.length < sent.length) {
     const what = tr(
       `got ${formatCount(got.length)} of ${bytesOf(sent.length)} back`,
-      `${formatCount(got.length)} reçus sur ${bytesOf(sent.length)}`,
+      `${formatCount(got.length)} reçu${frS(got.length)} sur ${
+        bytesOf(sent.length)
+      }`,
     );
     return what + (ended
       ? tr(
@@ -299,7 +304,8 @@ export const ECHO_CHECKS: Check[] = [
 
   {
     id: "many1100",
-    name: () => tr("1,100 clients at once", "1 100 clients à la fois"),
+    name: () =>
+      tr("1,100 clients at once", `${formatCount(1_100)} clients à la fois`),
     steps: [],
     run: (t) => manyClients(t, 1_100),
     needsConcurrency: true,
@@ -324,7 +330,7 @@ async function echoOnce(
     if (why !== null) return bad(withError(why, incoming));
     return ok(tr(
       `${bytesOf(payload.length)} back, exactly`,
-      `${bytesOf(payload.length)} renvoyés à l'identique`,
+      `${bytesOf(payload.length)} renvoyé${frS(payload.length)} à l'identique`,
     ));
   } finally {
     closeQuietly(conn);
@@ -655,9 +661,9 @@ async function stalledReader(t: Target): Promise<Result> {
         } lost (a non-blocking send() sends only what fits: keep the rest and send it when select() says the socket is writable)`,
         `le client qui ne lisait plus a reçu ${formatCount(got.length)} sur ${
           bytesOf(sent)
-        } en relisant : ${
-          formatCount(sent - got.length)
-        } perdus (un send() non bloquant n'envoie que ce qui tient : gardez le reste et envoyez-le quand select() dit la socket prête en écriture)`,
+        } en relisant : ${formatCount(sent - got.length)} perdu${
+          frS(sent - got.length)
+        } (un send() non bloquant n'envoie que ce qui tient : gardez le reste et envoyez-le quand select() dit la socket prête en écriture)`,
       ));
     }
     if (got.length > sent) {
@@ -744,9 +750,9 @@ async function manyClientsNow(t: Target, count: number): Promise<Result> {
     `${formatCount(served)} of ${formatCount(count)} served (client ${
       formatCount(served + 1)
     }: ${stop})`,
-    `${formatCount(served)} servis sur ${formatCount(count)} (client ${
-      formatCount(served + 1)
-    } : ${stop})`,
+    `${formatCount(served)} servi${frS(served)} sur ${
+      formatCount(count)
+    } (client ${formatCount(served + 1)} : ${stop})`,
   );
   if (gone) {
     why += tr(", then the server stopped", ", puis le serveur s'est arrêté");
@@ -810,7 +816,7 @@ export const UDP_CHECKS: Check[] = [
   },
   {
     id: "1472",
-    name: () => tr("1,472 bytes", "1 472 octets"),
+    name: () => tr("1,472 bytes", `${formatCount(1_472)} octets`),
     steps: ["1.4"],
     run: (t) => udpEcho(t, patternBytes(1_472)),
   },
@@ -822,7 +828,7 @@ export const UDP_CHECKS: Check[] = [
   },
   {
     id: "65507",
-    name: () => tr("65,507 bytes", "65 507 octets"),
+    name: () => tr("65,507 bytes", `${formatCount(65_507)} octets`),
     steps: [],
     run: (t) => udpEcho(t, patternBytes(65_507)),
   },
@@ -849,7 +855,7 @@ async function udpEcho(t: Target, payload: Uint8Array): Promise<Result> {
   }
   return ok(tr(
     `${bytesOf(payload.length)} back, exactly`,
-    `${bytesOf(payload.length)} renvoyés à l'identique`,
+    `${bytesOf(payload.length)} renvoyé${frS(payload.length)} à l'identique`,
   ));
 }
 
@@ -1051,8 +1057,12 @@ async function okConversation(
       }
     }
     return ok(tr(
-      `OK to each of ${plural(messages.length, "message")}`,
-      `OK à chacun des ${plural(messages.length, "message")}`,
+      messages.length === 1
+        ? "OK to the message"
+        : `OK to each of ${messages.length} messages`,
+      messages.length === 1
+        ? "OK au message"
+        : `OK à chacun des ${messages.length} messages`,
     ));
   } finally {
     if (own) closeQuietly(line.conn);
@@ -1945,7 +1955,7 @@ export function toJson(all: Graded[], options: Options): string {
 const PROGRAM = "check";
 const DEFAULT_PORTS = { echo: 7777, "udp-echo": 7777, ok: 12800 } as const;
 const DEFAULT_HOST = "127.0.0.1";
-const RUN_LINE = "deno run -N --allow-run --allow-read check.ts";
+const RUN_LINE = "deno run -N --allow-run --allow-read --unstable-net check.ts";
 /** Most a stalled-reader check sends before concluding buffers are full. */
 const STALL_MAX_BYTES = 32 * 1024 * 1024;
 const UDP_SENDERS = 5;
@@ -2204,12 +2214,8 @@ async function main(args: string[]): Promise<number> {
       options.kind === "udp-echo" && typeof Deno.listenDatagram !== "function"
     ) {
       throw new UsageError(tr(
-        `UDP needs the --unstable-net flag: ${
-          RUN_LINE.replace("check.ts", "--unstable-net check.ts")
-        } udp-echo …`,
-        `UDP demande l'option --unstable-net : ${
-          RUN_LINE.replace("check.ts", "--unstable-net check.ts")
-        } udp-echo …`,
+        `UDP needs the --unstable-net flag: ${RUN_LINE} udp-echo …`,
+        `UDP demande l'option --unstable-net : ${RUN_LINE} udp-echo …`,
       ));
     }
     if (

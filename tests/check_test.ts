@@ -234,7 +234,7 @@ Deno.test("check.ts --help (English, French by locale), a leading --, misuse exi
   assert.equal(h.code, 0, h.stderr);
   assert.match(
     h.stdout,
-    /^Usage: deno run -N --allow-run --allow-read check\.ts KIND/,
+    /^Usage: deno run -N --allow-run --allow-read --unstable-net check\.ts KIND/,
   );
   assert.match(
     h.stdout,
@@ -281,6 +281,14 @@ Deno.test("check.ts exits 3 when nothing is reachable (TCP refused; UDP port not
   assert.equal(
     t.stdout.trim(),
     `✘ cannot connect to 127.0.0.1:${port} (Connection refused (os error 111)): is the server running on that port?`,
+  );
+  // French, OS errors too.
+  await using fr = checkRun(["echo", "--port", String(port), "--lang", "fr"]);
+  const f = await fr.finished();
+  assert.equal(f.code, 3);
+  assert.equal(
+    f.stdout.trim(),
+    `✘ impossible de se connecter à 127.0.0.1:${port} (connexion refusée (erreur système 111))\u00a0: le serveur tourne-t-il sur ce port\u00a0?`,
   );
   if (!linux) return;
   const sock = Deno.listenDatagram({
@@ -787,11 +795,30 @@ Deno.test({
       name: "fixed",
       command: `python3 ${GALLERY}udp_fixed_port.py {port}`,
     };
-    const [udp, ok, okStep1] = await Promise.all([
+    const [udp, ok, okStep1, french] = await Promise.all([
       gradeClass("udp-echo", [...UDP_ROWS, fixed]),
       gradeClass("ok", OK_ROWS),
       gradeClass("ok", OK_ROWS, ["--step", "1"]),
+      checkLines([
+        "udp-echo",
+        "--step",
+        "1.4",
+        "--lang",
+        "fr",
+        "--run",
+        `python3 ${PEERS}sheet_udp.py {port}`,
+      ]),
     ]);
+    // French plurals (0 and 1 singular) and grouped numbers.
+    assert.equal(french.code, 0, french.stdout);
+    assert.equal(
+      french.lines[1],
+      "✔ datagramme vide\u00a0: 0 octet renvoyé à l'identique",
+    );
+    assert.equal(
+      french.lines[2],
+      "✔ 1\u202f472 octets\u00a0: 1\u202f472 octets renvoyés à l'identique",
+    );
     assertRows(UDP_ROWS, udp.targets, ["1.4"]);
     const elsewhere = udp.targets.at(-1)!;
     assert.equal(elsewhere.exit, 1);
