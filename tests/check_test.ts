@@ -616,14 +616,16 @@ Deno.test({
     await using tcpEcho = await startServer("tcp_echo.ts", ["--quiet"]);
     await using tcpEcho2 = await startServer("tcp_echo.ts", ["--quiet"]);
     const dir = await copyAlone("check.ts");
+    const pids = `${dir}/pids`;
     try {
       const [seq, sel, thr, noRun, french, lone] = await Promise.all([
+        // Each start writes its PID: every one must be gone at the end.
         checkLines([
           "echo",
           "--step",
           "1.2",
           "--run",
-          `python3 ${PEERS}sheet_tcp_sequential.py {port}`,
+          `sh -c 'echo $$ >> ${pids}; exec python3 ${PEERS}sheet_tcp_sequential.py {port}'`,
         ]),
         checkLines([
           "echo",
@@ -660,6 +662,24 @@ Deno.test({
         })(),
       ]);
       assert.equal(seq.code, 0, seq.stdout);
+      // Started twice (the reset check crashed it), stopped by its PID.
+      const started = (await Deno.readTextFile(pids)).trim().split("\n");
+      assert.equal(started.length, 2, seq.stdout);
+      for (const pid of started) {
+        // Gone, or a zombie: ended, waiting for a parent (here init, which
+        // in a container may never reap it) to read its status.
+        let stat = "";
+        try {
+          stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+        } catch {
+          continue;
+        }
+        assert.match(stat, /^\d+ \(.*\) Z /, `${pid} still runs: ${stat}`);
+      }
+      assert.match(
+        seq.stdout,
+        /^· abrupt reset .*: fails — .*the server stopped.*\n {4}Traceback[^]*ConnectionResetError[^]*\n {2}\(the server stopped during "abrupt reset": started again\)$/m,
+      );
       assert.equal(
         seq.lines.at(-1),
         "✔ step 1.2: 5 of 5 required checks passed (7 more shown as information)",
