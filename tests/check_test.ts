@@ -282,6 +282,15 @@ Deno.test("check.ts exits 3 when nothing is reachable (TCP refused; UDP port not
     t.stdout.trim(),
     `✘ cannot connect to 127.0.0.1:${port} (Connection refused (os error 111)): is the server running on that port?`,
   );
+  // --json for one server too: unreachable, and why.
+  await using json = checkRun(["echo", "--port", String(port), "--json"]);
+  const j = await json.finished();
+  assert.equal(j.code, 3);
+  const target = JSON.parse(j.stdout).targets[0];
+  assert.equal(target.reachable, false);
+  assert.equal(target.exit, 3);
+  assert.match(target.unreachable, /^cannot connect to 127\.0\.0\.1:\d+/);
+  assert.deepEqual(target.checks, []);
   // French, OS errors too.
   await using fr = checkRun(["echo", "--port", String(port), "--lang", "fr"]);
   const f = await fr.finished();
