@@ -1,149 +1,600 @@
 /**
- * check.ts: its pure pieces in-process, then the real script against each
- * of our servers, the sheets' own Python programs (bench/peers/) and a
- * deliberately broken server, asserting the ✔/✘ pattern for each.
+ * check.ts: its pure pieces in-process, then the real script (a
+ * subprocess, with the task's permissions) against a gallery of servers:
+ * ours, the sheets' programs as printed (bench/peers/) and student-like
+ * servers written for these tests (tests/gallery/), each with the verdict
+ * a teacher expects, check by check and step by step (issue 20).
+ *
+ * Most runs use check.ts's own `--targets FILE --run --json`: one process
+ * grades a whole class, at most 4 servers at once, and the JSON gives each
+ * check's status and reason to assert on.
  */
 
 import assert from "node:assert/strict";
 import {
-  describeDifference,
+  commandWords,
+  descriptorHint,
   isOkAnswer,
+  judgeEcho,
   parseOptions,
-  summary,
-  UsageError,
+  parseTargets,
+  quote,
+  runOrder,
+  type Target,
+  typo,
 } from "../check.ts";
+import { ECHO_CHECKS, OK_CHECKS } from "../check.ts";
 import {
   Child,
+  copyAlone,
   type Finished,
   ROOT_DIR,
   runScript,
   type Server,
   startServer,
+  taskFlags,
+  utf8,
 } from "./helpers.ts";
 
-// ---------------------------------------------------------------------------
-// Pure pieces
+/** check.ts's UsageError (its common fence's class is not exported). */
+const usageError = (err: unknown) =>
+  err instanceof Error && err.constructor.name === "UsageError";
 
-Deno.test("check.ts parseOptions: kinds, default ports, --lang, --no-fin", () => {
-  assert.deepEqual(parseOptions(["echo"]), {
-    kind: "echo",
-    host: "127.0.0.1",
-    port: 7777,
-    lang: "en",
-    fin: true,
-  });
-  assert.deepEqual(
-    parseOptions(["ok", "--port=5", "--lang", "fr", "--no-fin"]),
-    {
-      kind: "ok",
-      host: "127.0.0.1",
-      port: 5,
-      lang: "fr",
-      fin: false,
-    },
+const PY = await new Deno.Command("python3", { args: ["--version"] })
+  .output().then((o) => o.success, () => false);
+const NO_PY = PY ? "" : " (ignored: no python3)";
+const linux = Deno.build.os === "linux";
+
+// ---------------------------------------------------------------------------
+// Pure pieces (English: the test process has no French locale to inherit)
+
+Deno.test("check.ts judgeEcho: extra bytes after the echo, short, different", () => {
+  const sent = new Uint8Array(512).map((_, i) => i % 256);
+  const plusNewline = new Uint8Array([...sent, 0x0a]);
+  assert.equal(
+    judgeEcho(plusNewline, sent, false),
+    "513 bytes for 512: an extra '\\n'? (an echo adds nothing)",
   );
-  assert.deepEqual(parseOptions(["udp-echo", "--host", "[::1]"])?.host, "::1");
-  assert.deepEqual(parseOptions(["--help"]), null);
+  assert.equal(judgeEcho(sent, sent, true), null);
+  assert.equal(
+    judgeEcho(sent.subarray(0, 100), sent, true),
+    "got 100 of 512 bytes back, then the server closed the connection",
+  );
+  assert.equal(
+    judgeEcho(utf8("hallo"), utf8("hello"), false),
+    "byte 1 differs: sent 'e', got 'allo'",
+  );
+  assert.equal(
+    judgeEcho(utf8("abcXYZ"), utf8("abc"), false),
+    "6 bytes for 3: 3 bytes too many, 'XYZ'",
+  );
+});
+
+Deno.test("check.ts quote, typo, isOkAnswer", () => {
+  assert.equal(quote(utf8("ok")), "'ok'");
+  assert.equal(quote(utf8("café\n")), "'café\\n'");
+  assert.equal(quote(new Uint8Array([0x63, 0xe9, 0x0a])), "'c\\xe9\\n'");
+  assert.equal(quote(utf8("x".repeat(30))), `'${"x".repeat(24)}…'`);
+  assert.equal(
+    typo("« fin » : arrêt ; vrai ? oui !"),
+    "«\u00a0fin\u00a0»\u00a0: arrêt\u00a0; vrai\u00a0? oui\u00a0!",
+  );
+  for (const good of ["OK", "OK\n", "OK\r\n", "\nOK"]) {
+    assert.ok(isOkAnswer(good));
+  }
+  for (const bad of ["", "ok", "OKOK", "OK\nOK", "KO"]) {
+    assert.ok(!isOkAnswer(bad), bad);
+  }
+});
+
+Deno.test("check.ts parseOptions: steps per kind, --run, --targets, misuse", () => {
+  const o = parseOptions([
+    "echo",
+    "--step",
+    "2.1",
+    "--run",
+    "python3 s.py {port}",
+  ])!;
+  assert.equal(o.step, "2.1");
+  assert.equal(o.run, "python3 s.py {port}");
+  assert.equal(parseOptions(["ok", "--step", "1"])!.port, 12800);
+  // With --targets, --run takes no command: the commands are in the file.
+  const c = parseOptions([
+    "echo",
+    "--targets",
+    "class.txt",
+    "--run",
+    "--json",
+  ])!;
+  assert.equal(c.run, true);
+  assert.equal(c.json, true);
+  assert.equal(parseOptions(["udp-echo", "--host", "[::1]"])!.host, "::1");
+  assert.equal(parseOptions(["--help"]), null);
   for (
     const bad of [
       [],
       ["tcp"],
       ["echo", "ok"],
+      ["echo", "--step", "1.4"],
+      ["udp-echo", "--step", "1.2"],
+      ["ok", "--step", "3"],
       ["echo", "--port", "0"],
-      ["echo", "--port", "-1"],
-      ["echo", "--port"],
-      ["echo", "--lang", "de"],
+      ["echo", "--port", "x"],
       ["echo", "--no-fin"],
+      ["echo", "--run", "x {port}", "--port", "7"],
+      ["echo", "--jobs", "0"],
       ["echo", "--verbose"],
     ]
   ) {
-    let threw = false;
-    try {
-      parseOptions(bad);
-    } catch (err) {
-      threw = err instanceof UsageError;
-    }
-    assert.ok(threw, `no UsageError for ${JSON.stringify(bad)}`);
+    assert.throws(() => parseOptions(bad), usageError, JSON.stringify(bad));
   }
 });
 
-Deno.test("check.ts isOkAnswer: OK with or without newline, nothing else", () => {
-  for (const good of ["OK", "OK\n", "OK\r\n", "\nOK"]) {
-    assert.ok(isOkAnswer(good));
-  }
-  for (const bad of ["", "ok", "OKOK", "OK\nOK", "KO", "OK!"]) {
-    assert.ok(!isOkAnswer(bad), bad);
-  }
+Deno.test("check.ts parseTargets and commandWords", () => {
+  const opts = { host: "127.0.0.1", port: 7777, run: false };
+  assert.deepEqual(
+    parseTargets(
+      "# class\nalice 127.0.0.1:7001\n\nbob [::1]:7002\ncarol 7003\n",
+      opts,
+    )
+      .map((s) => [s.name, s.host, s.port]),
+    [["alice", "127.0.0.1", 7001], ["bob", "::1", 7002], [
+      "carol",
+      "127.0.0.1",
+      7003,
+    ]],
+  );
+  assert.throws(() => parseTargets("alice nowhere\n", opts), usageError);
+  assert.throws(() => parseTargets("# nobody\n", opts), usageError);
+  const run = parseTargets("dave python3 'my server.py' {port}\n", {
+    ...opts,
+    run: true,
+  });
+  assert.equal(run[0].command, "python3 'my server.py' {port}");
+  assert.deepEqual(commandWords("python3 'my server.py' 7"), [
+    "python3",
+    "my server.py",
+    "7",
+  ]);
+  assert.deepEqual(commandWords("ulimit -n 1024; exec ./srv 7"), [
+    "sh",
+    "-c",
+    "ulimit -n 1024; exec ./srv 7",
+  ]);
 });
 
-Deno.test("check.ts describeDifference and summary, English and French", () => {
-  const sent = new Uint8Array([1, 2, 3, 4]);
-  assert.deepEqual(
-    describeDifference(new Uint8Array([1, 2]), sent).en,
-    "got 2 of 4 bytes back",
+Deno.test("check.ts runOrder: with a step, its required checks first; resets before the many-clients check", () => {
+  const ids = (step: string | null, list = ECHO_CHECKS) =>
+    runOrder(list, step).map((c) => c.id);
+  const all = ids(null);
+  assert.ok(all.indexOf("reset") < all.indexOf("many1100"));
+  assert.ok(all.indexOf("reset") < all.indexOf("stalled-others"));
+  // For echo the lessons' order is already "required first" at every step.
+  for (const step of ["1.2", "2.1", "2.2"]) assert.deepEqual(ids(step), all);
+  // ok: fin (required at step 1) runs before the second client (step 2).
+  assert.deepEqual(ids("1", OK_CHECKS), [
+    "unframed",
+    "accents",
+    "line",
+    "fin",
+    "second",
+    "latin1",
+    "abrupt",
+  ]);
+});
+
+Deno.test("check.ts descriptorHint: FD_SETSIZE only near 1,020; the open files limit when it is the server's", () => {
+  const target = (stderr: string): Target => ({
+    host: "127.0.0.1",
+    port: 1,
+    proc: { tail: () => stderr.split("\n") } as unknown as Target["proc"],
+  });
+  const plain: Target = { host: "127.0.0.1", port: 1 };
+  assert.match(
+    descriptorHint(
+      target("ValueError: filedescriptor out of range in select()"),
+      1018,
+      1100,
+      20000,
+    ),
+    /FD_SETSIZE/,
   );
-  assert.deepEqual(
-    describeDifference(new Uint8Array([1, 2, 9, 4]), sent).fr,
-    "l'octet 2 diffère : envoyé 3, reçu 9",
+  const limited = descriptorHint(target(""), 1017, 1100, 1024);
+  assert.match(limited, /open files limit \(1024\)/);
+  assert.doesNotMatch(limited, /FD_SETSIZE/);
+  assert.match(
+    descriptorHint(
+      target("OSError: [Errno 24] Too many open files"),
+      500,
+      1100,
+      null,
+    ),
+    /open files limit/,
   );
-  const results = [{ pass: true, why: { en: "", fr: "" } }, {
-    pass: false,
-    why: { en: "", fr: "" },
-  }];
-  assert.deepEqual(summary(results, "en"), "1 of 2 checks passed");
-  assert.deepEqual(summary(results, "fr"), "1 vérifications réussies sur 2");
+  // Far from 1,020 and no limit in sight: no hint at all.
+  assert.equal(descriptorHint(plain, 300, 1100, null), "");
+  // Near 1,020 without --run: both possible causes, named as such.
+  assert.match(
+    descriptorHint(plain, 1020, 1100, null),
+    /either .*FD_SETSIZE.* or .*open files limit/,
+  );
 });
 
 // ---------------------------------------------------------------------------
 // The command line
 
-Deno.test("check.ts --help exits 0; misuse exits 2 with one line and usage; a down server exits 1 with one line", async () => {
-  await using help = runScript("check.ts", ["--help"]);
+/** check.ts with its task's permissions (deno.json "check"). */
+function checkRun(args: string[], env: Record<string, string> = {}): Child {
+  return runScript("check.ts", args, { env });
+}
+
+Deno.test("check.ts --help (English, French by locale), a leading --, misuse exits 2", async () => {
+  await using help = checkRun(["--", "--help"]);
   const h = await help.finished();
-  assert.deepEqual(h.code, 0);
-  assert.match(h.stdout, /^Usage: deno run -N check\.ts KIND/);
-
-  await using bad = runScript("check.ts", ["echo", "--port", "x"]);
-  const b = await bad.finished();
-  assert.deepEqual(b.code, 2);
-  assert.deepEqual(
-    b.stderr.split("\n")[0],
-    'check: --port must be a whole number from 1 to 65535, not "x"',
+  assert.equal(h.code, 0, h.stderr);
+  assert.match(
+    h.stdout,
+    /^Usage: deno run -N --allow-run --allow-read --unstable-net check\.ts KIND/,
   );
-  assert.match(b.stderr, /\nUsage: /);
+  assert.match(
+    h.stdout,
+    /echo --step 2\.1 +1\.2 \+ idle CPU \(--run\), second client/,
+  );
+  assert.match(h.stdout, /ok --step 1 .*fin stops the server/);
 
-  // A port nobody listens on: bind one, note it, close it.
+  await using fr = checkRun(["-h"], {
+    LANG: "fr_FR.UTF-8",
+    LC_ALL: "fr_FR.UTF-8",
+  });
+  const f = await fr.finished();
+  assert.equal(f.code, 0);
+  assert.match(f.stdout, /^Usage\u00a0: deno run/);
+  assert.match(f.stdout, /Code de sortie\u00a0: 0/);
+
+  await using bad = checkRun(["--lang", "fr", "echo", "--step", "1.4"]);
+  const b = await bad.finished();
+  assert.equal(b.code, 2);
+  assert.equal(
+    b.stderr.split("\n")[0],
+    "check\u00a0: les étapes de echo sont 1.2, 2.1, 2.2, pas «\u00a01.4\u00a0»",
+  );
+
+  // --run without the permission to run anything: misuse, said plainly.
+  await using noRun = runScript("check.ts", ["echo", "--run", "x {port}"], {
+    flags: ["-N"],
+  });
+  const n = await noRun.finished();
+  assert.equal(n.code, 2);
+  assert.match(
+    n.stderr,
+    /^check: --run starts your command: it needs --allow-run/,
+  );
+});
+
+Deno.test("check.ts exits 3 when nothing is reachable (TCP refused; UDP port not bound)", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
-  await using down = runScript("check.ts", ["echo", "--port", String(port)]);
-  const d = await down.finished();
-  assert.deepEqual(d.code, 1);
-  assert.deepEqual(
-    d.stdout.trim(),
-    `✘ cannot connect to 127.0.0.1:${port} (connection refused): is the server running on that port?`,
+  await using tcp = checkRun(["echo", "--port", String(port)]);
+  const t = await tcp.finished();
+  assert.equal(t.code, 3, t.stdout + t.stderr);
+  assert.equal(
+    t.stdout.trim(),
+    `✘ cannot connect to 127.0.0.1:${port} (Connection refused (os error 111)): is the server running on that port?`,
   );
-  assert.deepEqual(d.stderr, "");
+  // --json for one server too: unreachable, and why.
+  await using json = checkRun(["echo", "--port", String(port), "--json"]);
+  const j = await json.finished();
+  assert.equal(j.code, 3);
+  const target = JSON.parse(j.stdout).targets[0];
+  assert.equal(target.reachable, false);
+  assert.equal(target.exit, 3);
+  assert.match(target.unreachable, /^cannot connect to 127\.0\.0\.1:\d+/);
+  assert.deepEqual(target.checks, []);
+  // French, OS errors too.
+  await using fr = checkRun(["echo", "--port", String(port), "--lang", "fr"]);
+  const f = await fr.finished();
+  assert.equal(f.code, 3);
+  assert.equal(
+    f.stdout.trim(),
+    `✘ impossible de se connecter à 127.0.0.1:${port} (connexion refusée (erreur système 111))\u00a0: le serveur tourne-t-il sur ce port\u00a0?`,
+  );
+  if (!linux) return;
+  const sock = Deno.listenDatagram({
+    transport: "udp",
+    hostname: "127.0.0.1",
+    port: 0,
+  });
+  const udpPort = (sock.addr as Deno.NetAddr).port;
+  sock.close();
+  await using udp = checkRun(["udp-echo", "--port", String(udpPort)]);
+  const u = await udp.finished(30_000);
+  assert.equal(u.code, 3, u.stdout + u.stderr);
+  assert.match(
+    u.stdout,
+    /^✘ nothing listening at 127\.0\.0\.1:\d+ \(no UDP socket bound to port \d+\)/,
+  );
 });
 
 // ---------------------------------------------------------------------------
-// Against real servers: the ✔/✘ pattern, one mark per check in order.
-//
-// echo: 256 bytes, accents, 1 MiB, half-close, second client, 50 clients,
-//       stalled reader, 1,100 clients, abrupt reset
-// udp-echo: exact, empty, 1,472, 65,507, several senders
-// ok: line client, unframed client, accents/Latin-1, abrupt disconnect, fin
+// The gallery, as a class: one --targets file, --run, --json.
 
-const ALL_ECHO = "✔✔✔✔✔✔✔✔✔";
-const ALL_UDP = "✔✔✔✔✔";
+interface Row {
+  name: string;
+  command: string;
+  /** Per check, in the lessons' order: ✔ ✘ – or ? (either). */
+  marks: string;
+  /** Which steps this server passes (its score for that step is full). */
+  passes: string[];
+  /** Reasons to find, per check id. */
+  reasons?: Record<string, RegExp>;
+  /** Steps whose verdict is not asserted (a check marked ? decides). */
+  unsure?: string[];
+  /** A program the row needs; the row is left out without it. */
+  needs?: string;
+}
 
-/** A Python program from bench/peers/ on port 0, once its ready line
- * ("listening on PORT" or the sheet's "… sur le port PORT") is out. */
-async function startPeer(file: string, code?: string): Promise<Server> {
-  const args = code === undefined
-    ? [`${ROOT_DIR}bench/peers/${file}`, "0"]
-    : ["-c", code, "0"];
-  const peer = new Child("python3", args) as Server;
+const PEERS = `${ROOT_DIR}bench/peers/`;
+const GALLERY = `${ROOT_DIR}tests/gallery/`;
+const DENO = Deno.execPath();
+
+/** The echo checks' ids, in order: bytes accents several big half-close
+ * idle second many50 reset stalled many1100. */
+const ECHO_ROWS: Row[] = [
+  {
+    name: "tcp_echo.ts",
+    command: `${DENO} run -N ${ROOT_DIR}tcp_echo.ts --port {port} --quiet`,
+    marks: "✔✔✔✔✔✔✘––✔––",
+    passes: ["1.2"],
+    reasons: {
+      second: /one client at a time is the sequential server of §1\.2/,
+    },
+  },
+  {
+    name: "select_echo.ts",
+    command: `${DENO} run -N ${ROOT_DIR}select_echo.ts --port {port} --quiet`,
+    marks: "✔✔✔✔✔✔✔✔✔✔✔✔",
+    passes: ["1.2", "2.1", "2.2"],
+  },
+  {
+    name: "worker_echo.ts",
+    command:
+      `${DENO} run -N --allow-read=${ROOT_DIR}worker_echo.ts ${ROOT_DIR}worker_echo.ts --port {port} --quiet`,
+    marks: "✔✔✔✔✔✔✔✔✔✔✔✔",
+    passes: ["1.2", "2.1", "2.2"],
+  },
+  {
+    name: "sheet §1.2 as printed (sequential)",
+    command: `python3 ${PEERS}sheet_tcp_sequential.py {port}`,
+    marks: "✔✔✔✔✔✔✘––✘––",
+    passes: ["1.2"],
+    reasons: {
+      reset: /the server stopped: catch ConnectionResetError/,
+      many50: /^not run: the server serves one client at a time/,
+    },
+  },
+  {
+    name: "sheet §2.1 as printed (select)",
+    command: `python3 ${PEERS}sheet_tcp_select.py {port}`,
+    marks: "✔✔✔✔✔✔✔✔✔✘✘✘",
+    passes: ["1.2", "2.1"],
+    reasons: {
+      reset: /the server stopped/,
+      "stalled-others":
+        /another client was not served while one client did not read/,
+      many1100:
+        /^10[01]\d of 1100 served .*select\(\) cannot watch a descriptor numbered 1024/,
+    },
+  },
+  {
+    name: "sheet §2.2 as printed (threads)",
+    command: `python3 ${PEERS}sheet_tcp_thread.py {port}`,
+    marks: "✔✔✔✔✔✔✔✔✔✔✔✔",
+    passes: ["1.2", "2.1", "2.2"],
+  },
+  {
+    name: "§2.2 threads under ulimit -n 1024",
+    command:
+      `sh -c 'ulimit -n 1024 && exec python3 ${PEERS}sheet_tcp_thread.py {port}'`,
+    marks: "✔✔✔✔✔✔✔✔✔✔✔✘",
+    passes: ["1.2", "2.1", "2.2"],
+    reasons: { many1100: /open files limit \(1024\) stopped it/ },
+  },
+  {
+    name: "echo appending \\n",
+    command: `python3 ${GALLERY}echo_newline.py {port}`,
+    marks: "✘✘✘✘✘✔✘✘✘✘✘✘",
+    passes: [],
+    reasons: { bytes: /^513 bytes for 512: an extra '\\n'\?/ },
+  },
+  {
+    name: "select, non-blocking send() dropping data",
+    command: `python3 ${GALLERY}select_nonblocking.py {port}`,
+    marks: "✔✔✔?✔✔✔✔✘✔✔✘",
+    passes: [],
+    unsure: ["1.2"],
+    reasons: {
+      stalled: /^byte \d+ of the stalled client's echo differs|lost/,
+    },
+  },
+  {
+    name: "reads once, then closes",
+    command: `python3 ${GALLERY}read_once.py {port}`,
+    marks: "✔✔✘✘✘✔✘✘✘??✘",
+    passes: [],
+    reasons: {
+      several:
+        /^message 2 of 4 got no echo: the server closed the connection after the previous one/,
+      second: /^the first client, speaking again after the second/,
+      many50: /^0 of 50 served \(client 1: got 0 of 8 bytes back/,
+    },
+  },
+  {
+    name: "select, closed socket left in the list (busy loop)",
+    command: `python3 ${GALLERY}select_forgot_close.py {port}`,
+    marks: "✔✔✔✔✘✘✔✔?✔??",
+    passes: [],
+    reasons: {
+      "half-close": /did not close within 5 s after the client's half-close/,
+      idle: /a busy loop \(§2\.1/,
+    },
+  },
+  {
+    name: "IPv6 only (IPV6_V6ONLY)",
+    command: `python3 ${GALLERY}ipv6_only.py {port}`,
+    marks: "✔✔✔✔✔✔✔✔✔✔✔✔",
+    passes: ["1.2", "2.1", "2.2"],
+  },
+  {
+    name: "Node net, correct",
+    command: `node ${PEERS}node_net.mjs {port}`,
+    marks: "✔✔✔✔✔✔✔✔✔✔✔✔",
+    passes: ["1.2", "2.1", "2.2"],
+    needs: "node",
+  },
+  {
+    name: "selectors, correct",
+    command: `python3 ${GALLERY}good_selectors.py {port}`,
+    marks: "✔✔✔✔✔✔✔✔✔✔✔✔",
+    passes: ["1.2", "2.1", "2.2"],
+  },
+];
+
+const HAVE_NODE = await new Deno.Command("node", { args: ["--version"] })
+  .output().then((o) => o.success, () => false);
+const ECHO_CLASS = ECHO_ROWS.filter((r) => r.needs !== "node" || HAVE_NODE);
+
+const MARK: Record<string, string> = { pass: "✔", fail: "✘", "not-run": "–" };
+
+interface JsonCheck {
+  id: string;
+  status: string;
+  counted: boolean;
+  reason: string;
+  stderr: string[];
+}
+interface JsonTarget {
+  name: string;
+  reachable: boolean;
+  unreachable: string | null;
+  exit: number;
+  notes: string[];
+  score: Record<string, { passed: number; of: number }>;
+  checks: JsonCheck[];
+}
+
+/** Writes a targets file and runs check.ts over it; returns the JSON. */
+async function gradeClass(
+  kind: string,
+  rows: { name: string; command: string }[],
+  extra: string[] = [],
+): Promise<{ done: Finished; targets: JsonTarget[] }> {
+  const file = await Deno.makeTempFile({ suffix: ".txt" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      rows.map((r) => `${r.name.replace(/\s+/g, "_")} ${r.command}`).join("\n"),
+    );
+    await using run = checkRun([
+      kind,
+      "--targets",
+      file,
+      "--run",
+      "--json",
+      "--jobs",
+      "4",
+      ...extra,
+    ]);
+    const done = await run.finished(240_000);
+    let targets: JsonTarget[] = [];
+    try {
+      targets = JSON.parse(done.stdout).targets;
+    } catch {
+      assert.fail(`not JSON:\n${done.stdout}\n${done.stderr}`);
+    }
+    return { done, targets };
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
+/** Each row's marks, steps and reasons, all mismatches reported at once. */
+function assertRows(
+  rows: Row[],
+  targets: JsonTarget[],
+  steps: string[],
+): void {
+  const errors: string[] = [];
+  for (const [i, row] of rows.entries()) {
+    const got = targets[i];
+    const marks = got.checks.map((c) => MARK[c.status]).join("");
+    const want = [...row.marks];
+    const ok = [...marks].length === want.length &&
+      [...marks].every((m, j) => want[j] === "?" || want[j] === m);
+    const detail = () =>
+      got.checks.map((c) => `  ${MARK[c.status]} ${c.id}: ${c.reason}`).join(
+        "\n",
+      );
+    if (!ok) {
+      errors.push(
+        `${row.name}: marks ${marks}, expected ${row.marks}\n${detail()}`,
+      );
+    }
+    for (const step of steps) {
+      if (row.unsure?.includes(step)) continue;
+      const s = got.score[step];
+      const passes = s.passed === s.of;
+      if (passes !== row.passes.includes(step)) {
+        errors.push(
+          `${row.name}: step ${step} ${s.passed}/${s.of}, expected it to ${
+            row.passes.includes(step) ? "pass" : "fail"
+          }\n${detail()}`,
+        );
+      }
+    }
+    for (const [id, re] of Object.entries(row.reasons ?? {})) {
+      const check = got.checks.find((c) => c.id === id);
+      if (!check || !re.test(check.reason)) {
+        errors.push(
+          `${row.name}: ${id}: "${check?.reason}" does not match ${re}`,
+        );
+      }
+    }
+  }
+  assert.deepEqual(errors, []);
+}
+
+Deno.test({
+  name:
+    `check.ts echo: the gallery graded as a class (--targets --run --json), each server its verdict per check and per step${NO_PY}`,
+  ignore: !PY || !linux,
+  async fn() {
+    const { done, targets } = await gradeClass("echo", ECHO_CLASS);
+    assert.equal(done.code, 1, done.stderr);
+    assert.equal(targets.length, ECHO_CLASS.length);
+    assertRows(ECHO_CLASS, targets, ["1.2", "2.1", "2.2"]);
+    const byName = (n: string) =>
+      targets[ECHO_CLASS.findIndex((r) => r.name === n)];
+    // The crash's traceback is kept under the check that crashed it.
+    const reset = byName("sheet §2.1 as printed (select)").checks
+      .find((c) => c.id === "reset")!;
+    assert.ok(
+      reset.stderr.some((l) => /ConnectionResetError/.test(l)),
+      reset.stderr.join("\n"),
+    );
+    // Restarted after it: the next checks ran (no "not run").
+    // The IPv6-only server: checked over ::1, and told why.
+    const v6 = byName("IPv6 only (IPV6_V6ONLY)");
+    assert.match(
+      v6.notes.join("\n"),
+      /refuses, \[::1\]:\d+ accepts: the server listens on IPv6 only/,
+    );
+  },
+});
+
+/** A Python program on port 0, once its ready line is out. */
+async function startPeer(path: string): Promise<Server> {
+  const peer = new Child("python3", [path, "0"]) as Server;
   const ready = /(?:listening on|sur le port) (\d+)/;
   try {
     peer.port = Number((await peer.stdout.waitFor(ready)).match(ready)![1]);
@@ -154,187 +605,353 @@ async function startPeer(file: string, code?: string): Promise<Server> {
   return peer;
 }
 
-/** Runs check.ts against `server` and returns its exit, its marks and lines. */
-async function check(
-  kind: string,
-  server: Server,
-): Promise<Finished & { marks: string; lines: string[] }> {
-  await using run = runScript("check.ts", [
-    kind,
-    "--port",
-    String(server.port),
-  ]);
-  const done = await run.finished(90_000);
-  const lines = done.stdout.trim().split("\n");
-  const marks = lines.map((l) => l[0]).filter((m) => m === "✔" || m === "✘")
-    .join("");
-  return { ...done, marks, lines };
+/** check.ts's result lines, its summary and exit code. */
+async function checkLines(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Finished & { lines: string[] }> {
+  await using run = checkRun(args, env);
+  const done = await run.finished(120_000);
+  return { ...done, lines: done.stdout.trim().split("\n") };
 }
 
-function assertPattern(
-  what: string,
-  got: { code: number; marks: string; stdout: string; stderr: string },
-  marks: string,
-): void {
-  assert.deepEqual(
-    got.marks,
-    marks,
-    `${what}: ${got.stdout}\nstderr: ${got.stderr}`,
-  );
-  assert.deepEqual(got.code, marks.includes("✘") ? 1 : 0, `${what} exit code`);
-}
+Deno.test({
+  name:
+    `check.ts echo --step: a sheet's program as printed passes its own step (exit 0); no knock-on failures without --run; French; a lone copy${NO_PY}`,
+  ignore: !PY || !linux,
+  async fn() {
+    await using select = await startPeer(`${PEERS}sheet_tcp_select.py`);
+    // tcp_echo serves one client at a time: one server per check.ts run.
+    await using tcpEcho = await startServer("tcp_echo.ts", ["--quiet"]);
+    await using tcpEcho2 = await startServer("tcp_echo.ts", ["--quiet"]);
+    const dir = await copyAlone("check.ts");
+    const pids = `${dir}/pids`;
+    try {
+      const [seq, sel, thr, noRun, french, lone] = await Promise.all([
+        // Each start writes its PID: every one must be gone at the end.
+        checkLines([
+          "echo",
+          "--step",
+          "1.2",
+          "--run",
+          `sh -c 'echo $$ >> ${pids}; exec python3 ${PEERS}sheet_tcp_sequential.py {port}'`,
+        ]),
+        checkLines([
+          "echo",
+          "--step",
+          "2.1",
+          "--run",
+          `python3 ${PEERS}sheet_tcp_select.py {port}`,
+        ]),
+        checkLines([
+          "echo",
+          "--step",
+          "2.2",
+          "--run",
+          `python3 ${PEERS}sheet_tcp_thread.py {port}`,
+        ]),
+        // Started by the test: check.ts cannot restart it.
+        checkLines(["echo", "--step", "2.1", "--port", String(select.port)]),
+        checkLines(["echo", "--step", "1.2", "--port", String(tcpEcho.port)], {
+          LANG: "fr_FR.UTF-8",
+          LC_ALL: "fr_FR.UTF-8",
+        }),
+        (async () => {
+          await using run = new Child(DENO, [
+            "run",
+            ...taskFlags("check.ts"),
+            "check.ts",
+            "echo",
+            "--step",
+            "1.2",
+            "--port",
+            String(tcpEcho2.port),
+          ], { cwd: dir });
+          return await run.finished(60_000);
+        })(),
+      ]);
+      assert.equal(seq.code, 0, seq.stdout);
+      // Started twice (the reset check crashed it), stopped by its PID.
+      const started = (await Deno.readTextFile(pids)).trim().split("\n");
+      assert.equal(started.length, 2, seq.stdout);
+      for (const pid of started) {
+        // Gone, or a zombie: ended, waiting for a parent (here init, which
+        // in a container may never reap it) to read its status.
+        let stat = "";
+        try {
+          stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+        } catch {
+          continue;
+        }
+        assert.match(stat, /^\d+ \(.*\) Z /, `${pid} still runs: ${stat}`);
+      }
+      assert.match(
+        seq.stdout,
+        /^· abrupt reset .*: fails — .*the server stopped.*\n {4}Traceback[^]*ConnectionResetError[^]*\n {2}\(the server stopped during "abrupt reset": started again\)$/m,
+      );
+      assert.equal(
+        seq.lines.at(-1),
+        "✔ step 1.2: 5 of 5 required checks passed (7 more shown as information)",
+      );
+      assert.match(
+        seq.stdout,
+        /^· second client \(beyond step 1\.2, not counted\): fails — not served/m,
+      );
+      assert.equal(sel.code, 0, sel.stdout);
+      assert.match(
+        sel.lines.at(-1)!,
+        /^✔ step 2\.1: 9 of 9 required checks passed/,
+      );
+      assert.equal(thr.code, 0, thr.stdout);
+      assert.match(
+        thr.lines.at(-1)!,
+        /^✔ step 2\.2: 11 of 11 required checks passed/,
+      );
 
-/** One echo server per row; rows run at the same time. */
-const ECHO_ROWS: {
-  what: string;
-  start: () => Promise<Server>;
-  marks: string;
-  line?: RegExp;
-}[] = [
+      // Without --run: the crash in the (optional) reset check does not
+      // fail what comes next, which says why it did not run.
+      assert.equal(noRun.code, 0, noRun.stdout);
+      assert.match(
+        noRun.stdout,
+        /^· abrupt reset \(beyond step 2\.1, not counted\): fails — after a client reset its connection \(RST\), the server stopped/m,
+      );
+      assert.match(
+        noRun.stdout,
+        /^· others served while one client stops reading \(beyond step 2\.1, not counted\): not run: the server stopped during "abrupt reset"$/m,
+      );
+      assert.match(
+        noRun.stdout,
+        /^· 1,100 clients at once .*: not run: the server stopped during "abrupt reset"$/m,
+      );
+      assert.doesNotMatch(noRun.stdout, /idle CPU/); // needs --run
+
+      // French by locale: typography, plurals, grouped numbers.
+      assert.equal(french.code, 0, french.stdout + french.stderr);
+      assert.equal(
+        french.lines[3],
+        "✔ message de 1 Mio\u00a0: 1\u202f048\u202f576 octets renvoyés à l'identique",
+      );
+      assert.match(
+        french.stdout,
+        /^· deuxième client \(au-delà de l'étape 1\.2, non comptée\)\u00a0: échouée — pas servi tant que le premier client reste connecté\u00a0:/m,
+      );
+      assert.equal(
+        french.lines.at(-1),
+        "✔ étape 1.2\u00a0: 5 réussies sur 5 vérifications requises (6 autres à titre d'information)",
+      );
+
+      // A lone copy in an empty folder works the same.
+      assert.equal(lone.code, 0, lone.stdout + lone.stderr);
+      assert.match(lone.stdout, /✔ step 1\.2: 5 of 5 required checks passed/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+const UDP_ROWS: Row[] = [
   {
-    what: "tcp_echo.ts (sequential: ✘ only on concurrency)",
-    start: () => startServer("tcp_echo.ts", ["--quiet"]),
-    marks: "✔✔✔✔✘✘✘✘✔",
-    line: /^✘ second client: .*sequential server of §1\.2; §2 serves several/m,
+    name: "udp_echo.ts",
+    command:
+      `${DENO} run -N --unstable-net ${ROOT_DIR}udp_echo.ts --port {port} --quiet`,
+    marks: "✔✔✔✔✔",
+    passes: ["1.4"],
   },
   {
-    what: "select_echo.ts",
-    start: () => startServer("select_echo.ts", ["--quiet"]),
-    marks: ALL_ECHO,
+    name: "sheet §1.4 as printed",
+    command: `python3 ${PEERS}sheet_udp.py {port}`,
+    marks: "✔✔✔✔✔",
+    passes: ["1.4"],
   },
   {
-    what: "worker_echo.ts",
-    start: () => startServer("worker_echo.ts", ["--quiet"]),
-    marks: ALL_ECHO,
-  },
-  {
-    what: "sheet_tcp_thread.py",
-    start: () => startPeer("sheet_tcp_thread.py"),
-    marks: ALL_ECHO,
-  },
-  {
-    what:
-      "sheet_tcp_select.py (✘ on a stalled reader, at 1,100 clients, then gone)",
-    start: () => startPeer("sheet_tcp_select.py"),
-    marks: "✔✔✔✔✔✔✘✘✘",
-    line:
-      /^✘ 1,100 clients at once: 10\d\d of 1100 served, then the server stopped answering \(select\(\) cannot watch a descriptor numbered 1024 or more, FD_SETSIZE/m,
+    name: "recvfrom(1500)",
+    command: `python3 ${GALLERY}udp_1500.py {port}`,
+    marks: "✔✔✔✔✘",
+    passes: ["1.4"],
+    reasons: {
+      "65507":
+        /^got 1500 of 65507 bytes back: the datagram was cut \(recvfrom\(1500\)\?/,
+    },
   },
 ];
 
-Deno.test("check.ts echo: the expected ✔/✘ pattern for our servers and the sheet's", async () => {
-  const errors: string[] = [];
-  await Promise.all(ECHO_ROWS.map(async (row) => {
-    await using server = await row.start();
-    const got = await check("echo", server);
+const OK_ROWS: Row[] = [
+  {
+    name: "ok_server.ts",
+    command: `${DENO} run -N ${ROOT_DIR}ok_server.ts --port {port} --quiet`,
+    marks: "✔✔✔✔✔✔✔",
+    passes: ["1", "2"],
+  },
+  {
+    name: "sheet 001 first server as printed (one client)",
+    command: `python3 ${PEERS}sheet001_server.py {port}`,
+    marks: "✔✔✔✘––✔",
+    passes: ["1"],
+    reasons: { second: /one client at a time is sheet 001's first server/ },
+  },
+  {
+    name: "sheet 001 second server as printed (select)",
+    command: `python3 ${PEERS}sheet001_server_select.py {port}`,
+    marks: "✔✔✔✔✘?✔",
+    passes: ["1", "2"],
+  },
+  {
+    name: "reads lines, never acts on a bare fin",
+    command: `python3 ${GALLERY}ok_lines.py {port}`,
+    marks: "✘✘✔✔✔✔✘",
+    passes: [],
+    reasons: {
+      unframed: /^message 1 of 3 \('bonjour'\): no answer within 2 s/,
+      fin:
+        /^still running 5 s after "fin", sent as the sheet's client sends it \(no newline, connection left open\)/,
+    },
+  },
+  {
+    name: "answers ok in lower case",
+    command: `python3 ${GALLERY}ok_lowercase.py {port}`,
+    marks: "✘✘✘✘✘✘✔",
+    passes: [],
+    reasons: { line: /got 'ok' \(the sheet sends b"OK", in capitals\)/ },
+  },
+];
+
+Deno.test({
+  name:
+    `check.ts udp-echo and ok: the gallery graded as classes; UDP "reply went elsewhere" told from "nothing listening"${NO_PY}`,
+  ignore: !PY || !linux,
+  async fn() {
+    const fixed = {
+      name: "fixed",
+      command: `python3 ${GALLERY}udp_fixed_port.py {port}`,
+    };
+    const [udp, ok, okStep1, french] = await Promise.all([
+      gradeClass("udp-echo", [...UDP_ROWS, fixed]),
+      gradeClass("ok", OK_ROWS),
+      gradeClass("ok", OK_ROWS, ["--step", "1"]),
+      checkLines([
+        "udp-echo",
+        "--step",
+        "1.4",
+        "--lang",
+        "fr",
+        "--run",
+        `python3 ${PEERS}sheet_udp.py {port}`,
+      ]),
+    ]);
+    // French plurals (0 and 1 singular) and grouped numbers.
+    assert.equal(french.code, 0, french.stdout);
+    assert.equal(
+      french.lines[1],
+      "✔ datagramme vide\u00a0: 0 octet renvoyé à l'identique",
+    );
+    assert.equal(
+      french.lines[2],
+      "✔ 1\u202f472 octets\u00a0: 1\u202f472 octets renvoyés à l'identique",
+    );
+    assertRows(UDP_ROWS, udp.targets, ["1.4"]);
+    const elsewhere = udp.targets.at(-1)!;
+    assert.equal(elsewhere.exit, 1);
+    assert.match(
+      elsewhere.unreachable!,
+      /^a server is bound to UDP port \d+, but no reply came back to the sender in 3 s: reply with sendto\(data, addr\)/,
+    );
+    assert.equal(udp.done.code, 1);
+
+    assertRows(OK_ROWS, ok.targets, ["1", "2"]);
+    // --step 1: the sheet's first server passes (exit 0 for it), fin is
+    // judged before the optional checks.
+    const first = okStep1.targets[1];
+    assert.equal(first.exit, 0, JSON.stringify(first.checks, null, 1));
+    assert.equal(okStep1.targets[0].exit, 0);
+    assert.deepEqual(
+      okStep1.targets.map((t) => t.exit),
+      [0, 0, 0, 1, 1],
+      okStep1.done.stdout,
+    );
+  },
+});
+
+Deno.test({
+  name:
+    `check.ts --targets without --json: one table, student × check, score per step${NO_PY}`,
+  ignore: !PY || !linux,
+  async fn() {
+    const file = await Deno.makeTempFile({ suffix: ".txt" });
     try {
-      assertPattern(row.what, got, row.marks);
-      if (row.line) assert.match(got.stdout, row.line);
-      assert.match(got.lines.at(-1)!, /^\d of 9 checks passed$/);
-    } catch (err) {
-      errors.push((err as Error).message);
+      await Deno.writeTextFile(
+        file,
+        `sheet python3 ${PEERS}sheet_udp.py {port}\nshort python3 ${GALLERY}udp_1500.py {port}\n`,
+      );
+      const done = await checkLines(["udp-echo", "--targets", file, "--run"]);
+      assert.equal(done.code, 1, done.stdout);
+      const at = done.lines.findIndex((l) => l.startsWith("student"));
+      assert.deepEqual(done.lines.slice(at, at + 3), [
+        "student  1  2  3  4  5      1.4    all",
+        "sheet    ✔  ✔  ✔  ✔  ✔ |    4/4    5/5",
+        "short    ✔  ✔  ✔  ✔  ✘ |    4/4    4/5",
+      ]);
+      assert.equal(
+        done.lines.at(-1),
+        "1 exact echo, 2 empty datagram, 3 1,472 bytes, 4 several senders, 5 65,507 bytes",
+      );
+      assert.match(
+        done.stdout,
+        /^── short \(python3 .*udp_1500\.py \{port\}\)$/m,
+      );
+    } finally {
+      await Deno.remove(file);
     }
-  }));
-  assert.deepEqual(errors, []);
+  },
 });
 
-/** Echoes everything but the 100th byte of each connection's stream. */
-const BROKEN_ECHO = `
-import socket, sys, threading
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.bind(("", int(sys.argv[1])))
-s.listen(64)
-print("listening on", s.getsockname()[1], flush=True)
-def handle(sc):
-    seen = 0
-    while True:
-        data = sc.recv(4096)
-        if not data:
-            break
-        if seen <= 99 < seen + len(data):
-            data = data[:99 - seen] + data[100 - seen:]
-        seen += len(data) + 1 if seen <= 99 else len(data)
-        sc.sendall(data)
-    sc.close()
-while True:
-    sc, _ = s.accept()
-    threading.Thread(target=handle, args=(sc,), daemon=True).start()
-`;
+Deno.test({
+  name:
+    `check.ts ok without --run: the sheet's first server passes step 1 and fin stops it; --no-fin --lang fr keeps ok_server.ts running${NO_PY}`,
+  ignore: !PY,
+  async fn() {
+    await using first = await startPeer(`${PEERS}sheet001_server.py`);
+    await using ours = await startServer("ok_server.ts", ["--quiet"]);
+    const [a, b] = await Promise.all([
+      checkLines(["ok", "--step", "1", "--port", String(first.port)]),
+      checkLines([
+        "ok",
+        "--port",
+        String(ours.port),
+        "--no-fin",
+        "--lang",
+        "fr",
+      ]),
+    ]);
+    assert.equal(a.code, 0, a.stdout);
+    assert.equal(a.lines[3], "✔ fin stops the server: the server stopped");
+    const ended = await first.finished();
+    assert.equal(ended.code, 0, ended.stderr);
+    assert.match(ended.stdout, /\nFermeture de la connexion$/);
 
-Deno.test("check.ts echo: a server that drops one byte fails", async () => {
-  await using broken = await startPeer("broken", BROKEN_ECHO);
-  // Its first line is enough: the later checks would each wait for their
-  // deadline for the missing byte.
-  await using run = runScript("check.ts", [
-    "echo",
-    "--port",
-    String(broken.port),
-  ]);
-  const first = await run.stdout.waitFor(/^[✔✘] 256 byte values/);
-  assert.equal(first, "✘ 256 byte values: got 511 of 512 bytes back");
+    assert.equal(b.code, 0, b.stdout);
+    assert.equal(
+      b.lines[0],
+      "✔ client sans fin de ligne (celui de la fiche)\u00a0: OK à chacun des 3 messages",
+    );
+    assert.match(
+      b.lines.at(-1)!,
+      /^6 réussies sur 6 vérifications \(par étape\u00a0: 1 3\/3, 2 4\/4\)$/,
+    );
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: ours.port });
+    try {
+      await conn.write(utf8("encore\n"));
+      const buf = new Uint8Array(16);
+      const n = await conn.read(buf);
+      assert.equal(new TextDecoder().decode(buf.subarray(0, n ?? 0)), "OK\n");
+    } finally {
+      conn.close();
+    }
+  },
 });
 
-Deno.test("check.ts udp-echo: udp_echo.ts and the sheet's sheet_udp.py pass all", async () => {
-  await using ours = await startServer("udp_echo.ts", ["--quiet"]);
-  await using sheet = await startPeer("sheet_udp.py");
-  const [a, b] = await Promise.all([
-    check("udp-echo", ours),
-    check("udp-echo", sheet),
-  ]);
-  assertPattern("udp_echo.ts", a, ALL_UDP);
-  assertPattern("sheet_udp.py", b, ALL_UDP);
-});
-
-Deno.test("check.ts ok: the sheet 001 servers, each with its limits", async () => {
-  await using first = await startPeer("sheet001_server.py");
-  await using select = await startPeer("sheet001_server_select.py");
-  const [a, b] = await Promise.all([check("ok", first), check("ok", select)]);
-  // One client only: the others wait unanswered; fin from that client stops it.
-  assertPattern("sheet001_server.py", a, "✔✘✘✘✔");
-  // decode() raises on Latin-1 bytes: the server dies there.
-  assertPattern("sheet001_server_select.py", b, "✔✔✘✘✘");
-  assert.deepEqual(
-    b.lines[2],
-    "✘ accents and Latin-1 bytes: no OK for message 2 of 3 within 2 s",
-  );
-  const ended = await first.finished();
-  assert.equal(ended.code, 0, ended.stderr);
-  assert.match(ended.stdout, /\nFermeture de la connexion$/);
-});
-
-Deno.test("check.ts ok: ok_server.ts passes all, and fin stops it", async () => {
-  await using server = await startServer("ok_server.ts", ["--quiet"]);
-  const got = await check("ok", server);
-  assertPattern("ok_server.ts", got, "✔✔✔✔✔");
-  assert.deepEqual((await server.finished()).code, 0);
-});
-
-Deno.test("check.ts ok --no-fin --lang fr: French lines, the server keeps running", async () => {
-  await using server = await startServer("ok_server.ts", ["--quiet"]);
-  await using run = runScript("check.ts", [
-    "ok",
-    "--port",
-    String(server.port),
-    "--no-fin",
-    "--lang",
-    "fr",
-  ]);
-  const done = await run.finished(30_000);
-  const lines = done.stdout.trim().split("\n");
-  assert.deepEqual(lines.length, 5);
-  assert.deepEqual(
-    lines[0],
-    "✔ client ligne par ligne: OK à chacun des 3 messages",
-  );
-  assert.match(lines[4], /^\d vérifications réussies sur 4$/);
-  // Still running: it answers a new client.
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
-  try {
-    await conn.write(new TextEncoder().encode("encore\n"));
-    const buf = new Uint8Array(16);
-    const n = await conn.read(buf);
-    assert.deepEqual(new TextDecoder().decode(buf.subarray(0, n ?? 0)), "OK\n");
-  } finally {
-    conn.close();
-  }
+Deno.test("check.ts: its shebang and @run line grant what its deno.json task grants", async () => {
+  const source = await Deno.readTextFile(`${ROOT_DIR}check.ts`);
+  const flags = taskFlags("check.ts").join(" ");
+  assert.equal(source.split("\n")[0], `#!/usr/bin/env -S deno run ${flags}`);
+  assert.match(source, new RegExp(` \\* @run deno run ${flags} check\\.ts\\n`));
 });

@@ -50,6 +50,18 @@ Deno.test("compile flags: task permissions, --unstable-net once, worker_echo emb
   ]);
 });
 
+Deno.test("compile flags: check.ts keeps its task's permissions (connect, start a server with --run, read a targets file)", async () => {
+  const tasks =
+    JSON.parse(await Deno.readTextFile(ROOT_DIR + "deno.json")).tasks;
+  assert.ok(SCRIPTS.includes("check.ts"));
+  assert.deepEqual(compileFlags("check.ts", tasks), [
+    "-N",
+    "--allow-run",
+    "--allow-read",
+    "--unstable-net",
+  ]);
+});
+
 Deno.test({
   name: DENORT
     ? "deno task compile without denort fails with one line (ignored: a denort runtime is available here)"
@@ -162,6 +174,7 @@ Deno.test({
       // Inside a binary, messages name the binary, not a `deno run` line.
       assert.doesNotMatch(first, /deno run/, `${name} --help: ${first}`);
       if (name === "client") continue;
+      if (name === "check") continue; // a client too: its --help is enough
       const { child, port, log } = await startBinary(name);
       try {
         assert.ok(port > 0, `${name}: no ready line: ${log()}`);

@@ -20,6 +20,7 @@ export const SCRIPTS = [
   "worker_echo.ts",
   "ok_server.ts",
   "client.ts",
+  "check.ts",
 ];
 
 const ROOT = new URL("../", import.meta.url);
