@@ -596,10 +596,9 @@ export { plural, UsageError };
 
 // ==== SKELETON BEGIN =======================================================
 // What every TCP server of the kit needs around its lesson, word for word
-// the same in tcp_echo.ts, select_echo.ts, worker_echo.ts and ok_server.ts
-// (a test checks), so that `diff tcp_echo.ts select_echo.ts` shows only the
-// lesson. What differs comes from each script's constants: PROGRAM,
-// RUN_LINE, DEFAULT_PORT, DEFAULT_HOST, BACKLOG, OPTIONS, usage().
+// the same in the four (a test checks) so that `diff tcp_echo.ts
+// select_echo.ts` shows only the lesson. What differs comes from PROGRAM,
+// RUN_LINE, DEFAULT_PORT, DEFAULT_HOST, BACKLOG, OPTIONS and usage().
 
 /** The skeleton's own words, in English and in French (see say()). */
 // deno-fmt-ignore
@@ -632,16 +631,14 @@ const SAID = {
     `encore occupé ${SHUTDOWN_GRACE_MS} ms après ${reason}\u00a0; fin du programme`),
 };
 
-// ---------------------------------------------------------------------------
-// Command line and output
+// ---- Command line and output ---------------------------------------------
 
 /** The options every server takes; each script adds its own (OPTIONS). */
 type CommonOptions = { host: string; port: number; quiet: boolean };
 
-/** Reads the common options, and the script's own ones that `build` turns
- * into its Options (it may throw UsageError). Returns an exit code instead:
- * 0 after --help (usage on stdout), 2 after a mistake (a line and the usage
- * on stderr). */
+/** Reads the common options, and the script's own that `build` turns into
+ * its Options (it may throw UsageError); or returns the exit code: 0 after
+ * --help (usage on stdout), 2 after a mistake (a line, the usage: stderr). */
 function readCommandLine<T>(
   args: string[],
   build: (common: CommonOptions, values: Record<string, unknown>) => T,
@@ -677,13 +674,10 @@ function readCommandLine<T>(
   }
 }
 
-/** How to start this program: the `deno run` line, or the binary's own name
- * inside one made by `deno compile`. */
-function howToRun(): string {
-  return Deno.build.standalone
-    ? Deno.execPath().split(/[\\/]/).pop()!
-    : RUN_LINE;
-}
+/** How to start this program: the `deno run` line, or a compiled binary's
+ * own name. */
+const howToRun = () =>
+  Deno.build.standalone ? Deno.execPath().split(/[\\/]/).pop()! : RUN_LINE;
 
 /** One line per event, prefixed by the program's name: per client (not with
  * --quiet), always (the ready line, the summary), or a problem on stderr. */
@@ -692,8 +686,7 @@ const log = (line: string) => quiet || announce(line);
 const announce = (line: string) => console.log(`${prefix()}${line}`);
 const warn = (line: string) => console.error(`${prefix()}${line}`);
 
-// ---------------------------------------------------------------------------
-// Listening
+// ---- Listening -----------------------------------------------------------
 
 /** The sheet's socket(), bind() and listen(). With the default host, one
  * socket on "::" takes IPv4 and IPv6 (Linux and macOS are dual-stack).
@@ -713,11 +706,8 @@ function listen({ host, port }: CommonOptions): Deno.TcpListener[] {
   const probe = { hostname: "0.0.0.0", port: first.addr.port };
   // Without -N, Deno asks the user at each new address: never about this
   // probe. Without the permission, trust the dual-stack default.
-  const allowed = Deno.permissions.querySync({
-    name: "net",
-    host: `${probe.hostname}:${probe.port}`,
-  });
-  if (allowed.state !== "granted") return [first];
+  const net = { name: "net", host: `0.0.0.0:${probe.port}` } as const;
+  if (Deno.permissions.querySync(net).state !== "granted") return [first];
   try {
     // On a dual-stack system "::" already holds the IPv4 port too, so this
     // fails with AddrInUse, which is the answer we hope for.
@@ -755,15 +745,13 @@ function describeListeners(listeners: Deno.TcpListener[]): string {
   return dualStack ? `${addresses} ${SAID.bothFamilies()}` : addresses;
 }
 
-// ---------------------------------------------------------------------------
-// Accepting without dying
+// ---- Accepting without dying ---------------------------------------------
 
 /** accept() fails while the server is healthy: a client resets before we
- * accept it, or the process is out of file descriptors (EMFILE). So `for
- * await (const conn of listener)`, which ends on the first error, is no
- * server loop. On each failure the accept loop calls this: a vanished
- * client is skipped; otherwise it waits, doubling the wait up to the
- * maximum, so that a full descriptor table does not spin the CPU. */
+ * accept it, or no file descriptor is left (EMFILE); so `for await (const
+ * conn of listener)`, which ends at the first error, is no server loop. On
+ * each failure: skip a vanished client, else wait, doubling the wait up to
+ * 1 s, so that a full descriptor table does not spin the CPU. */
 async function acceptFailed(err: unknown): Promise<void> {
   if (
     err instanceof Deno.errors.NotConnected ||
@@ -781,12 +769,9 @@ async function acceptFailed(err: unknown): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, acceptRetryMs));
 }
 
-/** The wait between failed accepts, from 10 to 1000 ms; 0 while accept()
- * works. */
-let acceptRetryMs = 0;
+let acceptRetryMs = 0; // the wait between failed accepts; 0 while they work
 
-// ---------------------------------------------------------------------------
-// The clients
+// ---- The clients ---------------------------------------------------------
 
 /** The clients being served (the sheet's list); shutdown closes them. */
 const clients = new Set<Deno.TcpConn>();
@@ -825,8 +810,7 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   }
 }
 
-/** Expected ways for a client to go get a short word; anything else is
- * worth a line on stderr, with the peer. */
+/** A short word for the expected ways to go; others get a line on stderr. */
 function describeDisconnect(err: unknown, peer: string): string {
   const errors = Deno.errors;
   if (err instanceof errors.ConnectionReset) return SAID.reset();
@@ -838,13 +822,11 @@ function describeDisconnect(err: unknown, peer: string): string {
   return SAID.failed();
 }
 
-// ---------------------------------------------------------------------------
-// Shutdown
+// ---- Shutdown ------------------------------------------------------------
 
 /** Why the server stops ("" while it serves), and what closes it. */
 const shutdown = { reason: "", close: () => {} };
-/** Clients are closed at once; whatever still runs this long after, the
- * process exits anyway. */
+/** Clients are closed at once; this long after, the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 2000;
 
 /** Makes Ctrl-C and SIGTERM call stopServer(); `close` closes what keeps
