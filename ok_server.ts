@@ -9,10 +9,9 @@
  * every socket, as the sheet's `select()` does. `--one-client` makes it the
  * sheet's first, sequential server instead.
  *
- * A message is a line ("\n", "\r\n" too), however TCP splits or joins it,
- * answered `OK\n`. The sheet's own client sends no newline and waits: from a
- * client that never sent a newline, what it sent before a pause of
- * UNFRAMED_PAUSE_MS (200 ms) is a message, answered `OK` with no newline.
+ * A message is a line ("\n" or "\r\n") however TCP cuts it, answered `OK\n`;
+ * from a client that never sent a newline (the sheet's, which then waits),
+ * what comes before a 200 ms pause (UNFRAMED_PAUSE_MS), answered `OK`.
  *
  * Sheet: "Python – les sockets" (seeds/001): its "Deuxième programme
  * serveur" (select); `--one-client` is its "Premier programme serveur":
@@ -35,8 +34,7 @@
  * works too. In French: LANG=fr_FR.UTF-8, or `--lang fr`.
  * Permissions: `-N` (network) only: it listens and talks to clients.
  * Reading order: the lesson (acceptLoop, serveClient), main(), beyond the
- * sheet (messages, line limit, safe printing, one client), the command
- * line, the skeleton every TCP server of the kit shares.
+ * sheet, the command line, the skeleton the TCP servers share.
  */
 
 import { parseArgs } from "node:util";
@@ -74,10 +72,7 @@ const stats = { clients: 0, messages: 0 };
 
 /** The sheet's select() loop, as far as the listening socket goes: each
  * time it is readable, accept the client and add it to the list. */
-async function acceptLoop(
-  listener: Deno.TcpListener,
-  oneClient: boolean,
-): Promise<void> {
+async function acceptLoop(listener: Deno.TcpListener): Promise<void> {
   for (;;) {
     let conn: Deno.TcpConn;
     try {
@@ -174,7 +169,7 @@ const encoder = new TextEncoder();
 async function main(args: string[]): Promise<number> {
   const options = parseOptions(args);
   if (typeof options === "number") return options; // --help, or a mistake
-  maxLine = options.maxLine;
+  ({ maxLine, oneClient } = options);
 
   let listeners: Deno.TcpListener[];
   try {
@@ -189,9 +184,7 @@ async function main(args: string[]): Promise<number> {
   });
   announce(SAID.listening(describeListeners(listeners)));
 
-  await Promise.all(
-    listeners.map((listener) => acceptLoop(listener, options.oneClient)),
-  );
+  await Promise.all(listeners.map(acceptLoop));
   // The accept loops are over; wait for the clients' last lines.
   await clientsGone();
 
@@ -209,27 +202,21 @@ async function main(args: string[]): Promise<number> {
  * `OK`; the pieces TCP splits a message into arrive microseconds apart. */
 const UNFRAMED_PAUSE_MS = 200;
 
-/** What a read brings when the unframed pause came first. */
-const PAUSED = "paused";
+const PAUSED = "paused"; // what a read brings when the pause came first
 
 /** `read(pauseMs)` resolves with the byte count, null at end of input, or
  * PAUSED when pauseMs > 0 went by with no bytes. A read that loses to the
  * pause stays pending for the next call: no byte is lost. */
-function pausingReader(
-  conn: Deno.TcpConn,
-  buffer: Uint8Array,
-): (pauseMs: number) => Promise<number | null | typeof PAUSED> {
+function pausingReader(conn: Deno.TcpConn, buffer: Uint8Array) {
   let pending: Promise<number | null> | null = null;
-  return async (pauseMs) => {
+  return async (pauseMs: number) => {
     if (pending === null) {
       pending = conn.read(buffer); // the sheet's recv()
       // Closed after "fin" while this read waits, it fails with nobody to
       // await it; unhandled, that rejection would end the process.
       pending.catch(() => {});
     }
-    const result = pauseMs > 0
-      ? await orPause(pending, pauseMs)
-      : await pending;
+    const result = await (pauseMs > 0 ? orPause(pending, pauseMs) : pending);
     if (result !== PAUSED) pending = null;
     return result;
   };
@@ -316,11 +303,10 @@ export class MessageSplitter {
     if (this.#length > 0) {
       line = new Uint8Array(this.#length + tail.length);
       let at = 0;
-      for (const piece of this.#pieces) {
+      for (const piece of [...this.#pieces, tail]) {
         line.set(piece, at);
         at += piece.length;
       }
-      line.set(tail, at);
       this.#pieces = [];
       this.#length = 0;
     }
@@ -348,7 +334,8 @@ export function printable(message: string): string {
 }
 
 // ===========================================================================
-// Beyond the sheet: a bound on the length of a line (--max-line)
+// Beyond the sheet: a bound on the length of a line (--max-line), and one
+// client only (--one-client), the sheet's first server
 // ===========================================================================
 
 /** Default longest message, in bytes, line ending not counted: far beyond
@@ -358,14 +345,12 @@ const DEFAULT_MAX_LINE = 64 * 1024;
 const MAX_MAX_LINE = 16 * 1024 * 1024;
 let maxLine = DEFAULT_MAX_LINE; // set from --max-line by main()
 
-/** After the error line, we read and throw away what the client still
- * sends for this long: closing with unread input sends a reset, which can
- * destroy our error line before it is read (Apache's "lingering close"). */
 const LINGER_MS = 2000;
 
 /** A line too long: say so, send our FIN, then read and throw away what the
- * client still sends (`read` gives it), until it closes or LINGER_MS have
- * passed. Returns how the client ended. */
+ * client still sends (`read` gives it) until it closes or LINGER_MS pass:
+ * closing with unread input sends a reset, which can destroy our error line
+ * before it is read (Apache's "lingering close"). Returns how it ended. */
 async function refuseLongLine(
   conn: Deno.TcpConn,
   read: () => Promise<unknown>,
@@ -375,9 +360,7 @@ async function refuseLongLine(
   await conn.closeWrite();
   const timer = setTimeout(() => closeQuietly(conn), LINGER_MS);
   try {
-    while ((await read()) !== null) {
-      // discarded
-    }
+    while ((await read()) !== null) continue; // what it sends, discarded
   } catch {
     // Closed by the timer or at shutdown, or reset by the client: done.
   } finally {
@@ -385,10 +368,6 @@ async function refuseLongLine(
   }
   return TEXT.tooLong();
 }
-
-// ===========================================================================
-// Beyond the sheet: one client only (--one-client), the sheet's first server
-// ===========================================================================
 
 /** The sheet's first server accepts once, talks with that client until
  * `fin`, and ends. Here the accept loop stops after its first client and
@@ -406,6 +385,7 @@ async function serveOnlyClient(conn: Deno.TcpConn): Promise<void> {
   stopServer(TEXT.leaving(peer)); // after "fin", already stopping: no effect
 }
 
+let oneClient = false; // set from --one-client by main()
 let onlyClientTaken = false;
 const unserved: Deno.TcpConn[] = []; // accepted, never served
 
@@ -422,24 +402,16 @@ const OPTIONS = {
 } as const;
 
 /** This script's own words, in English and in French (see say()). */
+// deno-fmt-ignore
 const TEXT = {
-  after: (messages: number) =>
-    `${say("after", "après")} ${plural(messages, "message")}`,
+  after: (messages: number) => `${say("after", "après")} ${plural(messages, "message")}`,
   sentFin: () => say(`sent "${STOP_MESSAGE}"`, `a envoyé « ${STOP_MESSAGE} »`),
-  finFrom: (peer: string) =>
-    say(`"${STOP_MESSAGE}" from ${peer}`, `« ${STOP_MESSAGE} » de ${peer}`),
+  finFrom: (peer: string) => say(`"${STOP_MESSAGE}" from ${peer}`, `« ${STOP_MESSAGE} » de ${peer}`),
   leaving: (peer: string) => say(`${peer} leaving`, `le départ de ${peer}`),
-  tooLong: () =>
-    say(
-      `sent a line longer than ${maxLine} bytes and was closed`,
-      `a envoyé une ligne de plus de ${
-        formatCount(maxLine)
-      } octets et a été fermé`,
-    ),
-  stopped: (reason: string) =>
-    `${say(`stopped by ${reason}: `, `arrêté par ${reason}\u00a0: `)}${
-      plural(stats.clients, "client")
-    }, ${plural(stats.messages, "message")}`,
+  tooLong: () => say(`sent a line longer than ${maxLine} bytes and was closed`,
+    `a envoyé une ligne de plus de ${formatCount(maxLine)} octets et a été fermé`),
+  stopped: (reason: string) => say(`stopped by ${reason}: `, `arrêté par ${reason}\u00a0: `) +
+    `${plural(stats.clients, "client")}, ${plural(stats.messages, "message")}`,
 };
 
 function usage(): string {
@@ -536,16 +508,14 @@ const SAID = {
   closing: () => say("closing", "la fermeture"),
   noPermission: () => say("Network permission missing: run it as: ",
     "Permission réseau manquante\u00a0: lancez-le ainsi\u00a0: "),
-  cannotListen: (where: string) => say(`Cannot listen on ${where}: `,
-    `Impossible d'écouter sur ${where}\u00a0: `),
+  cannotListen: (where: string) => say(`Cannot listen on ${where}: `, `Impossible d'écouter sur ${where}\u00a0: `),
   addrInUse: () => say("address already in use; stop the other server (see: ss -tlnp) or choose another --port",
     "adresse déjà utilisée\u00a0; arrêtez l'autre serveur (voir\u00a0: ss -tlnp) ou choisissez un autre --port"),
   privileged: () => say(`permission denied; ports below 1024 need root, choose --port ${DEFAULT_PORT}`,
     `permission refusée\u00a0; les ports sous 1024 sont réservés à root, choisissez --port ${DEFAULT_PORT}`),
   noSuchAddress: () => say("this machine has no such address; check --host",
     "cette machine n'a pas cette adresse\u00a0; vérifiez --host"),
-  cannotAccept: (why: string) => say(`cannot accept clients: ${why}`,
-    `impossible d'accepter des clients\u00a0: ${why}`),
+  cannotAccept: (why: string) => say(`cannot accept clients: ${why}`, `impossible d'accepter des clients\u00a0: ${why}`),
   retrying: () => say("; retrying", "\u00a0; nouvel essai"),
   acceptingAgain: () => say("accepting clients again", "les clients sont de nouveau acceptés"),
   stillBusy: (reason: string) => say(`still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`,
@@ -659,11 +629,9 @@ function describeListenError(err: unknown, { host, port }: CommonOptions) {
 /** The ready line's address part: "[::]:7777 (IPv4 and IPv6)" when one
  * dual-stack socket serves both families. */
 function describeListeners(listeners: Deno.TcpListener[]): string {
-  const addresses = listeners.map((l) => formatAddress(l.addr))
-    .join(SAID.and());
-  const dualStack = listeners.length === 1 &&
-    listeners[0].addr.hostname === "::";
-  return dualStack ? `${addresses} ${SAID.bothFamilies()}` : addresses;
+  const all = listeners.map((l) => formatAddress(l.addr)).join(SAID.and());
+  const dual = listeners.length === 1 && listeners[0].addr.hostname === "::";
+  return dual ? `${all} ${SAID.bothFamilies()}` : all;
 }
 
 // ---- Accepting without dying ---------------------------------------------

@@ -223,16 +223,14 @@ const SAID = {
   closing: () => say("closing", "la fermeture"),
   noPermission: () => say("Network permission missing: run it as: ",
     "Permission réseau manquante\u00a0: lancez-le ainsi\u00a0: "),
-  cannotListen: (where: string) => say(`Cannot listen on ${where}: `,
-    `Impossible d'écouter sur ${where}\u00a0: `),
+  cannotListen: (where: string) => say(`Cannot listen on ${where}: `, `Impossible d'écouter sur ${where}\u00a0: `),
   addrInUse: () => say("address already in use; stop the other server (see: ss -tlnp) or choose another --port",
     "adresse déjà utilisée\u00a0; arrêtez l'autre serveur (voir\u00a0: ss -tlnp) ou choisissez un autre --port"),
   privileged: () => say(`permission denied; ports below 1024 need root, choose --port ${DEFAULT_PORT}`,
     `permission refusée\u00a0; les ports sous 1024 sont réservés à root, choisissez --port ${DEFAULT_PORT}`),
   noSuchAddress: () => say("this machine has no such address; check --host",
     "cette machine n'a pas cette adresse\u00a0; vérifiez --host"),
-  cannotAccept: (why: string) => say(`cannot accept clients: ${why}`,
-    `impossible d'accepter des clients\u00a0: ${why}`),
+  cannotAccept: (why: string) => say(`cannot accept clients: ${why}`, `impossible d'accepter des clients\u00a0: ${why}`),
   retrying: () => say("; retrying", "\u00a0; nouvel essai"),
   acceptingAgain: () => say("accepting clients again", "les clients sont de nouveau acceptés"),
   stillBusy: (reason: string) => say(`still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`,
@@ -346,11 +344,9 @@ function describeListenError(err: unknown, { host, port }: CommonOptions) {
 /** The ready line's address part: "[::]:7777 (IPv4 and IPv6)" when one
  * dual-stack socket serves both families. */
 function describeListeners(listeners: Deno.TcpListener[]): string {
-  const addresses = listeners.map((l) => formatAddress(l.addr))
-    .join(SAID.and());
-  const dualStack = listeners.length === 1 &&
-    listeners[0].addr.hostname === "::";
-  return dualStack ? `${addresses} ${SAID.bothFamilies()}` : addresses;
+  const all = listeners.map((l) => formatAddress(l.addr)).join(SAID.and());
+  const dual = listeners.length === 1 && listeners[0].addr.hostname === "::";
+  return dual ? `${all} ${SAID.bothFamilies()}` : all;
 }
 
 // ---- Accepting without dying ---------------------------------------------

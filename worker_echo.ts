@@ -508,51 +508,27 @@ export function parseThreads(text: string): number {
 }
 
 /** This script's own words, in English and in French (see say()). */
+// deno-fmt-ignore
 const TEXT = {
-  after: (bytes: number) =>
-    say(`after ${plural(bytes, "byte")} echoed`, `après ${echoedFr(bytes)}`),
-  stopped: (reason: string, served: Counts) =>
-    say(
-      `stopped by ${reason}: ${plural(served.clients, "client")}, ${
-        plural(served.bytes, "byte")
-      } echoed`,
-      `arrêté par ${reason}\u00a0: ${plural(served.clients, "client")}, ${
-        echoedFr(served.bytes)
-      }`,
-    ),
-  died: (why: string) =>
-    say(`thread died: ${why}`, `le thread est mort\u00a0: ${why}`),
-  restarting: (ms: number) =>
-    say(
-      `; starting another in ${ms} ms`,
-      `\u00a0; un autre démarre dans ${ms} ms`,
-    ),
+  after: (bytes: number) => say(`after ${plural(bytes, "byte")} echoed`, `après ${echoedFr(bytes)}`),
+  stopped: (reason: string, served: Counts) => say(
+    `stopped by ${reason}: ${plural(served.clients, "client")}, ${plural(served.bytes, "byte")} echoed`,
+    `arrêté par ${reason}\u00a0: ${plural(served.clients, "client")}, ${echoedFr(served.bytes)}`),
+  died: (why: string) => say(`thread died: ${why}`, `le thread est mort\u00a0: ${why}`),
+  restarting: (ms: number) => say(`; starting another in ${ms} ms`, `\u00a0; un autre démarre dans ${ms} ms`),
   newThread: () => say("new thread listening", "nouveau thread à l'écoute"),
-  portNotShared: (threads: number) =>
-    say(
-      `this system lets only one socket listen on a port (reusePort shares it on Linux only): serving with ${
-        plural(threads, "thread")
-      }`,
-      `ce système ne laisse qu'une socket écouter sur un port (reusePort ne le partage que sous Linux)\u00a0: service avec ${
-        plural(threads, "thread")
-      }`,
-    ),
-  needsUnstable: () =>
-    say(
-      "Threads sharing a port need the --unstable-net flag: run it as: ",
-      "Des threads qui partagent un port demandent l'option --unstable-net\u00a0: lancez-le ainsi\u00a0: ",
-    ),
-  needsRead: () =>
-    say(
-      `Read permission missing (each thread reads ${PROGRAM}.ts again): run it from its folder as: `,
-      `Permission de lecture manquante (chaque thread relit ${PROGRAM}.ts)\u00a0: lancez-le depuis son dossier ainsi\u00a0: `,
-    ),
+  portNotShared: (threads: number) => say(
+    `this system lets only one socket listen on a port (reusePort shares it on Linux only): serving with ${plural(threads, "thread")}`,
+    `ce système ne laisse qu'une socket écouter sur un port (reusePort ne le partage que sous Linux)\u00a0: service avec ${plural(threads, "thread")}`),
+  needsUnstable: () => say("Threads sharing a port need the --unstable-net flag: run it as: ",
+    "Des threads qui partagent un port demandent l'option --unstable-net\u00a0: lancez-le ainsi\u00a0: "),
+  needsRead: () => say(`Read permission missing (each thread reads ${PROGRAM}.ts again): run it from its folder as: `,
+    `Permission de lecture manquante (chaque thread relit ${PROGRAM}.ts)\u00a0: lancez-le depuis son dossier ainsi\u00a0: `),
 };
 
 /** "0 octet renvoyé", "1 octet renvoyé", "2 octets renvoyés". */
-function echoedFr(bytes: number): string {
-  return `${plural(bytes, "octet")} renvoyé${bytes >= 2 ? "s" : ""}`;
-}
+const echoedFr = (bytes: number) =>
+  `${plural(bytes, "octet")} renvoyé${bytes >= 2 ? "s" : ""}`;
 
 function usage(): string {
   return say(
@@ -615,16 +591,14 @@ const SAID = {
   closing: () => say("closing", "la fermeture"),
   noPermission: () => say("Network permission missing: run it as: ",
     "Permission réseau manquante\u00a0: lancez-le ainsi\u00a0: "),
-  cannotListen: (where: string) => say(`Cannot listen on ${where}: `,
-    `Impossible d'écouter sur ${where}\u00a0: `),
+  cannotListen: (where: string) => say(`Cannot listen on ${where}: `, `Impossible d'écouter sur ${where}\u00a0: `),
   addrInUse: () => say("address already in use; stop the other server (see: ss -tlnp) or choose another --port",
     "adresse déjà utilisée\u00a0; arrêtez l'autre serveur (voir\u00a0: ss -tlnp) ou choisissez un autre --port"),
   privileged: () => say(`permission denied; ports below 1024 need root, choose --port ${DEFAULT_PORT}`,
     `permission refusée\u00a0; les ports sous 1024 sont réservés à root, choisissez --port ${DEFAULT_PORT}`),
   noSuchAddress: () => say("this machine has no such address; check --host",
     "cette machine n'a pas cette adresse\u00a0; vérifiez --host"),
-  cannotAccept: (why: string) => say(`cannot accept clients: ${why}`,
-    `impossible d'accepter des clients\u00a0: ${why}`),
+  cannotAccept: (why: string) => say(`cannot accept clients: ${why}`, `impossible d'accepter des clients\u00a0: ${why}`),
   retrying: () => say("; retrying", "\u00a0; nouvel essai"),
   acceptingAgain: () => say("accepting clients again", "les clients sont de nouveau acceptés"),
   stillBusy: (reason: string) => say(`still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`,
@@ -738,11 +712,9 @@ function describeListenError(err: unknown, { host, port }: CommonOptions) {
 /** The ready line's address part: "[::]:7777 (IPv4 and IPv6)" when one
  * dual-stack socket serves both families. */
 function describeListeners(listeners: Deno.TcpListener[]): string {
-  const addresses = listeners.map((l) => formatAddress(l.addr))
-    .join(SAID.and());
-  const dualStack = listeners.length === 1 &&
-    listeners[0].addr.hostname === "::";
-  return dualStack ? `${addresses} ${SAID.bothFamilies()}` : addresses;
+  const all = listeners.map((l) => formatAddress(l.addr)).join(SAID.and());
+  const dual = listeners.length === 1 && listeners[0].addr.hostname === "::";
+  return dual ? `${all} ${SAID.bothFamilies()}` : all;
 }
 
 // ---- Accepting without dying ---------------------------------------------
