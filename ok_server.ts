@@ -9,9 +9,9 @@
  * every socket, as the sheet's `select()` does. `--one-client` makes it the
  * sheet's first, sequential server instead.
  *
- * A message is a line ("\n" or "\r\n") however TCP cuts it, answered `OK\n`;
- * from a client that never sent a newline (the sheet's, which then waits),
- * what comes before a 200 ms pause (UNFRAMED_PAUSE_MS), answered `OK`.
+ * A message is a line ("\n" or "\r\n") however TCP cuts it, answered `OK\n`.
+ * From a client that never sent a newline (the sheet's, which then waits),
+ * what came before a 200 ms pause (UNFRAMED_PAUSE_MS) is one, answered `OK`.
  *
  * Sheet: "Python – les sockets" (seeds/001): its "Deuxième programme
  * serveur" (select); `--one-client` is its "Premier programme serveur":
