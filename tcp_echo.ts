@@ -242,9 +242,9 @@ const SAID = {
 /** The options every server takes; each script adds its own (OPTIONS). */
 type CommonOptions = { host: string; port: number; quiet: boolean };
 
-/** Reads the common options, and the script's own that `build` turns into
- * its Options (it may throw UsageError); or returns the exit code: 0 after
- * --help (usage on stdout), 2 after a mistake (a line, the usage: stderr). */
+/** Reads the common options and the script's own, which `build` turns into
+ * its Options (or throws UsageError). Returns an exit code instead after
+ * --help (0, usage on stdout) or a mistake (2, a line and usage on stderr). */
 function readCommandLine<T>(
   args: string[],
   build: (common: CommonOptions, values: Record<string, unknown>) => T,
@@ -280,13 +280,13 @@ function readCommandLine<T>(
   }
 }
 
-/** How to start this program: the `deno run` line, or a compiled binary's
- * own name. */
+/** How to run it: the `deno run` line, or a `deno compile` binary's name. */
 const howToRun = () =>
   Deno.build.standalone ? Deno.execPath().split(/[\\/]/).pop()! : RUN_LINE;
 
-/** One line per event, prefixed by the program's name: per client (not with
- * --quiet), always (the ready line, the summary), or a problem on stderr. */
+/** One line per event, prefixed by the program's name: log() per client
+ * (unless --quiet), announce() the ready line and summary, warn() problems
+ * (on stderr). */
 let quiet = false;
 const log = (line: string) => quiet || announce(line);
 const announce = (line: string) => console.log(`${prefix()}${line}`);
