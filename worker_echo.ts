@@ -508,51 +508,27 @@ export function parseThreads(text: string): number {
 }
 
 /** This script's own words, in English and in French (see say()). */
+// deno-fmt-ignore
 const TEXT = {
-  after: (bytes: number) =>
-    say(`after ${plural(bytes, "byte")} echoed`, `après ${echoedFr(bytes)}`),
-  stopped: (reason: string, served: Counts) =>
-    say(
-      `stopped by ${reason}: ${plural(served.clients, "client")}, ${
-        plural(served.bytes, "byte")
-      } echoed`,
-      `arrêté par ${reason}\u00a0: ${plural(served.clients, "client")}, ${
-        echoedFr(served.bytes)
-      }`,
-    ),
-  died: (why: string) =>
-    say(`thread died: ${why}`, `le thread est mort\u00a0: ${why}`),
-  restarting: (ms: number) =>
-    say(
-      `; starting another in ${ms} ms`,
-      `\u00a0; un autre démarre dans ${ms} ms`,
-    ),
+  after: (bytes: number) => say(`after ${plural(bytes, "byte")} echoed`, `après ${echoedFr(bytes)}`),
+  stopped: (reason: string, served: Counts) => say(
+    `stopped by ${reason}: ${plural(served.clients, "client")}, ${plural(served.bytes, "byte")} echoed`,
+    `arrêté par ${reason}\u00a0: ${plural(served.clients, "client")}, ${echoedFr(served.bytes)}`),
+  died: (why: string) => say(`thread died: ${why}`, `le thread est mort\u00a0: ${why}`),
+  restarting: (ms: number) => say(`; starting another in ${ms} ms`, `\u00a0; un autre démarre dans ${ms} ms`),
   newThread: () => say("new thread listening", "nouveau thread à l'écoute"),
-  portNotShared: (threads: number) =>
-    say(
-      `this system lets only one socket listen on a port (reusePort shares it on Linux only): serving with ${
-        plural(threads, "thread")
-      }`,
-      `ce système ne laisse qu'une socket écouter sur un port (reusePort ne le partage que sous Linux)\u00a0: service avec ${
-        plural(threads, "thread")
-      }`,
-    ),
-  needsUnstable: () =>
-    say(
-      "Threads sharing a port need the --unstable-net flag: run it as: ",
-      "Des threads qui partagent un port demandent l'option --unstable-net\u00a0: lancez-le ainsi\u00a0: ",
-    ),
-  needsRead: () =>
-    say(
-      `Read permission missing (each thread reads ${PROGRAM}.ts again): run it from its folder as: `,
-      `Permission de lecture manquante (chaque thread relit ${PROGRAM}.ts)\u00a0: lancez-le depuis son dossier ainsi\u00a0: `,
-    ),
+  portNotShared: (threads: number) => say(
+    `this system lets only one socket listen on a port (reusePort shares it on Linux only): serving with ${plural(threads, "thread")}`,
+    `ce système ne laisse qu'une socket écouter sur un port (reusePort ne le partage que sous Linux)\u00a0: service avec ${plural(threads, "thread")}`),
+  needsUnstable: () => say("Threads sharing a port need the --unstable-net flag: run it as: ",
+    "Des threads qui partagent un port demandent l'option --unstable-net\u00a0: lancez-le ainsi\u00a0: "),
+  needsRead: () => say(`Read permission missing (each thread reads ${PROGRAM}.ts again): run it from its folder as: `,
+    `Permission de lecture manquante (chaque thread relit ${PROGRAM}.ts)\u00a0: lancez-le depuis son dossier ainsi\u00a0: `),
 };
 
 /** "0 octet renvoyé", "1 octet renvoyé", "2 octets renvoyés". */
-function echoedFr(bytes: number): string {
-  return `${plural(bytes, "octet")} renvoyé${bytes >= 2 ? "s" : ""}`;
-}
+const echoedFr = (bytes: number) =>
+  `${plural(bytes, "octet")} renvoyé${bytes >= 2 ? "s" : ""}`;
 
 function usage(): string {
   return say(
@@ -595,89 +571,57 @@ Essayez\u00a0: nc localhost ${DEFAULT_PORT}`,
 export { plural, UsageError };
 
 // ==== SKELETON BEGIN =======================================================
-// What every TCP server of the kit needs around its lesson: command line,
-// output, listening, accepting without dying, the clients, shutdown. Word
-// for word the same in tcp_echo.ts, select_echo.ts, worker_echo.ts and
-// ok_server.ts (a test checks), so that `diff tcp_echo.ts select_echo.ts`
-// shows only the lesson. What differs comes from each script's constants:
-// PROGRAM, RUN_LINE, DEFAULT_PORT, DEFAULT_HOST, BACKLOG, OPTIONS, usage().
+// What every TCP server of the kit needs around its lesson, word for word
+// the same in the four (a test checks) so that `diff tcp_echo.ts
+// select_echo.ts` shows only the lesson. What differs comes from PROGRAM,
+// RUN_LINE, DEFAULT_PORT, DEFAULT_HOST, BACKLOG, OPTIONS and usage().
 
 /** The skeleton's own words, in English and in French (see say()). */
+// deno-fmt-ignore
 const SAID = {
-  listening: (where: string) =>
-    say(`listening on ${where}`, `à l'écoute sur ${where}`),
+  listening: (where: string) => say(`listening on ${where}`, `à l'écoute sur ${where}`),
   bothFamilies: () => say("(IPv4 and IPv6)", "(IPv4 et IPv6)"),
   and: () => say(" and ", " et "),
   connected: (peer: string) => say(`${peer} connected`, `${peer} connecté`),
   left: () => say("left", "est parti"),
   reset: () => say("reset the connection", "a réinitialisé la connexion"),
-  stoppedReading: () =>
-    say("stopped reading and left", "a cessé de lire et est parti"),
-  closedAtShutdown: () =>
-    say("was closed at shutdown", "a été fermé à l'arrêt"),
+  stoppedReading: () => say("stopped reading and left", "a cessé de lire et est parti"),
+  closedAtShutdown: () => say("was closed at shutdown", "a été fermé à l'arrêt"),
   failed: () => say("failed", "a échoué"),
   closing: () => say("closing", "la fermeture"),
-  noPermission: () =>
-    say(
-      "Network permission missing: run it as: ",
-      "Permission réseau manquante\u00a0: lancez-le ainsi\u00a0: ",
-    ),
-  cannotListen: (where: string) =>
-    say(
-      `Cannot listen on ${where}: `,
-      `Impossible d'écouter sur ${where}\u00a0: `,
-    ),
-  addrInUse: () =>
-    say(
-      "address already in use; stop the other server (see: ss -tlnp) or choose another --port",
-      "adresse déjà utilisée\u00a0; arrêtez l'autre serveur (voir\u00a0: ss -tlnp) ou choisissez un autre --port",
-    ),
-  privileged: () =>
-    say(
-      `permission denied; ports below 1024 need root, choose --port ${DEFAULT_PORT}`,
-      `permission refusée\u00a0; les ports sous 1024 sont réservés à root, choisissez --port ${DEFAULT_PORT}`,
-    ),
-  noSuchAddress: () =>
-    say(
-      "this machine has no such address; check --host",
-      "cette machine n'a pas cette adresse\u00a0; vérifiez --host",
-    ),
-  cannotAccept: (why: string) =>
-    say(
-      `cannot accept clients: ${why}`,
-      `impossible d'accepter des clients\u00a0: ${why}`,
-    ),
+  noPermission: () => say("Network permission missing: run it as: ",
+    "Permission réseau manquante\u00a0: lancez-le ainsi\u00a0: "),
+  cannotListen: (where: string) => say(`Cannot listen on ${where}: `, `Impossible d'écouter sur ${where}\u00a0: `),
+  addrInUse: () => say("address already in use; stop the other server (see: ss -tlnp) or choose another --port",
+    "adresse déjà utilisée\u00a0; arrêtez l'autre serveur (voir\u00a0: ss -tlnp) ou choisissez un autre --port"),
+  privileged: () => say(`permission denied; ports below 1024 need root, choose --port ${DEFAULT_PORT}`,
+    `permission refusée\u00a0; les ports sous 1024 sont réservés à root, choisissez --port ${DEFAULT_PORT}`),
+  noSuchAddress: () => say("this machine has no such address; check --host",
+    "cette machine n'a pas cette adresse\u00a0; vérifiez --host"),
+  cannotAccept: (why: string) => say(`cannot accept clients: ${why}`, `impossible d'accepter des clients\u00a0: ${why}`),
   retrying: () => say("; retrying", "\u00a0; nouvel essai"),
-  acceptingAgain: () =>
-    say("accepting clients again", "les clients sont de nouveau acceptés"),
-  stillBusy: (reason: string) =>
-    say(
-      `still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`,
-      `encore occupé ${SHUTDOWN_GRACE_MS} ms après ${reason}\u00a0; fin du programme`,
-    ),
+  acceptingAgain: () => say("accepting clients again", "les clients sont de nouveau acceptés"),
+  stillBusy: (reason: string) => say(`still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`,
+    `encore occupé ${SHUTDOWN_GRACE_MS} ms après ${reason}\u00a0; fin du programme`),
 };
 
-// ---------------------------------------------------------------------------
-// Command line
+// ---- Command line and output ---------------------------------------------
 
 /** The options every server takes; each script adds its own (OPTIONS). */
 type CommonOptions = { host: string; port: number; quiet: boolean };
 
-/** Reads the common options, and the script's own ones that `build` turns
- * into its Options (it may throw UsageError). Returns an exit code instead
- * after --help (0: the usage on stdout) or a mistake (2: a line and the
- * usage on stderr). */
+/** Reads the common options and the script's own, which `build` turns into
+ * its Options (or throws UsageError). Returns an exit code instead after
+ * --help (0, usage on stdout) or a mistake (2, a line and usage on stderr). */
 function readCommandLine<T>(
   args: string[],
   build: (common: CommonOptions, values: Record<string, unknown>) => T,
 ): T | number {
   try {
-    let parsed;
+    let values: Record<string, unknown>;
     try {
-      parsed = parseArgs({
+      values = parseArgs({
         args: takeCommonArgs(args), // a leading "--", and --lang
-        strict: true,
-        allowPositionals: false,
         options: {
           port: { type: "string", default: String(DEFAULT_PORT) },
           host: { type: "string", default: DEFAULT_HOST },
@@ -685,11 +629,10 @@ function readCommandLine<T>(
           help: { type: "boolean", short: "h", default: false },
           ...OPTIONS,
         },
-      });
+      }).values;
     } catch (err) {
       throw new UsageError(describeArgsError(err)); // one line, translated
     }
-    const values: Record<string, unknown> = parsed.values;
     if (values.help === true) {
       console.log(usage());
       return 0;
@@ -705,60 +648,40 @@ function readCommandLine<T>(
   }
 }
 
-/** How to start this program, for messages that say how: the `deno run`
- * line, or inside a binary made by `deno compile`, the binary's own name. */
-function howToRun(): string {
-  return Deno.build.standalone
-    ? Deno.execPath().split(/[\\/]/).pop()!
-    : RUN_LINE;
-}
+/** How to run it: the `deno run` line, or a `deno compile` binary's name. */
+const howToRun = () =>
+  Deno.build.standalone ? Deno.execPath().split(/[\\/]/).pop()! : RUN_LINE;
 
-// ---------------------------------------------------------------------------
-// Output: one line per event, prefixed by the program's name.
-
-/** --quiet was given: no per-client lines. */
+/** One line per event, prefixed by the program's name: log() per client
+ * (unless --quiet), announce() the ready line and summary, warn() problems
+ * (on stderr). */
 let quiet = false;
+const log = (line: string) => quiet || announce(line);
+const announce = (line: string) => console.log(`${prefix()}${line}`);
+const warn = (line: string) => console.error(`${prefix()}${line}`);
 
-/** Per-client lines, silenced by --quiet. */
-function log(line: string): void {
-  if (!quiet) console.log(`${prefix()}${line}`);
-}
-
-/** Lines that always appear: the ready line and the summary. */
-function announce(line: string): void {
-  console.log(`${prefix()}${line}`);
-}
-
-/** Problems, on stderr. */
-function warn(line: string): void {
-  console.error(`${prefix()}${line}`);
-}
-
-// ---------------------------------------------------------------------------
-// Listening
+// ---- Listening -----------------------------------------------------------
 
 /** The sheet's socket(), bind() and listen(). With the default host, one
  * socket on "::" takes IPv4 and IPv6 (Linux and macOS are dual-stack).
  * Where "::" is IPv6-only (Windows, bindv6only=1), a second socket on
  * 0.0.0.0 serves IPv4 on the same port; without IPv6, 0.0.0.0 alone. */
-function listen(options: CommonOptions): Deno.TcpListener[] {
-  const { host, port } = options;
+function listen({ host, port }: CommonOptions): Deno.TcpListener[] {
   let first: Deno.TcpListener;
   try {
     first = Deno.listen({ hostname: host, port, tcpBacklog: BACKLOG });
   } catch (err) {
-    if (host !== DEFAULT_HOST || !isNoIPv6(err)) throw err;
+    const noIPv6 = err instanceof Deno.errors.AddrNotAvailable ||
+      /address family not supported/i.test(errorMessage(err));
+    if (host !== DEFAULT_HOST || !noIPv6) throw err;
     return [Deno.listen({ hostname: "0.0.0.0", port, tcpBacklog: BACKLOG })];
   }
   if (host !== DEFAULT_HOST) return [first];
   const probe = { hostname: "0.0.0.0", port: first.addr.port };
   // Without -N, Deno asks the user at each new address: never about this
   // probe. Without the permission, trust the dual-stack default.
-  const allowed = Deno.permissions.querySync({
-    name: "net",
-    host: `${probe.hostname}:${probe.port}`,
-  });
-  if (allowed.state !== "granted") return [first];
+  const net = { name: "net", host: `0.0.0.0:${probe.port}` } as const;
+  if (Deno.permissions.querySync(net).state !== "granted") return [first];
   try {
     // On a dual-stack system "::" already holds the IPv4 port too, so this
     // fails with AddrInUse, which is the answer we hope for.
@@ -770,16 +693,8 @@ function listen(options: CommonOptions): Deno.TcpListener[] {
   }
 }
 
-/** True when listening on "::" failed because this machine has no IPv6. */
-function isNoIPv6(err: unknown): boolean {
-  return err instanceof Deno.errors.AddrNotAvailable ||
-    /address family not supported/i.test(errorMessage(err));
-}
-
-/** Turns a failure to listen into one line telling the user what to do. */
-function describeListenError(err: unknown, options: CommonOptions): string {
-  const { host, port } = options;
-  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+/** A failure to listen as one line telling the user what to do. */
+function describeListenError(err: unknown, { host, port }: CommonOptions) {
   if (err instanceof Deno.errors.NotCapable) {
     return `${SAID.noPermission()}${howToRun()}`;
   }
@@ -790,61 +705,49 @@ function describeListenError(err: unknown, options: CommonOptions): string {
     : err instanceof Deno.errors.AddrNotAvailable
     ? SAID.noSuchAddress()
     : errorMessage(err);
+  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   return `${SAID.cannotListen(where)}${why}`;
 }
 
 /** The ready line's address part: "[::]:7777 (IPv4 and IPv6)" when one
  * dual-stack socket serves both families. */
 function describeListeners(listeners: Deno.TcpListener[]): string {
-  const addresses = listeners.map((l) => formatAddress(l.addr))
-    .join(SAID.and());
-  const dualStack = listeners.length === 1 &&
-    listeners[0].addr.hostname === "::";
-  return dualStack ? `${addresses} ${SAID.bothFamilies()}` : addresses;
+  const all = listeners.map((l) => formatAddress(l.addr)).join(SAID.and());
+  const dual = listeners.length === 1 && listeners[0].addr.hostname === "::";
+  return dual ? `${all} ${SAID.bothFamilies()}` : all;
 }
 
-// ---------------------------------------------------------------------------
-// Accepting without dying
+// ---- Accepting without dying ---------------------------------------------
 
 /** accept() fails while the server is healthy: a client resets before we
- * accept it, or the process is out of file descriptors (EMFILE). So `for
- * await (const conn of listener)`, which ends on the first error, is no
- * server loop. The accept loop calls this on each failure: a vanished
- * client is skipped; otherwise it waits, doubling the wait up to the
- * maximum, so that a full descriptor table does not spin the CPU. */
+ * accept it, or no file descriptor is left (EMFILE); so `for await (const
+ * conn of listener)`, which ends at the first error, is no server loop. On
+ * each failure: skip a vanished client, else wait, doubling the wait up to
+ * 1 s, so that a full descriptor table does not spin the CPU. */
 async function acceptFailed(err: unknown): Promise<void> {
-  if (isClientGone(err)) return; // it left before we met it
+  if (
+    err instanceof Deno.errors.NotConnected ||
+    err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.ConnectionAborted
+  ) return; // it left the backlog before we met it
   // A listener destroyed (`ss -K`) fails with EINVAL for ever: no retry.
   if ((err as { code?: string }).code === "EINVAL") {
     throw new Error(SAID.cannotAccept(errorMessage(err)));
   }
-  acceptRetryMs = Math.min(
-    Math.max(acceptRetryMs * 2, ACCEPT_RETRY_MIN_MS),
-    ACCEPT_RETRY_MAX_MS,
-  );
-  if (acceptRetryMs === ACCEPT_RETRY_MIN_MS) {
+  acceptRetryMs = Math.min(Math.max(acceptRetryMs * 2, 10), 1000);
+  if (acceptRetryMs === 10) {
     warn(`${SAID.cannotAccept(errorMessage(err))}${SAID.retrying()}`);
   }
   await new Promise((resolve) => setTimeout(resolve, acceptRetryMs));
 }
 
-/** The current wait between failed accepts; 0 while accept() works. */
-let acceptRetryMs = 0;
-const ACCEPT_RETRY_MIN_MS = 10;
-const ACCEPT_RETRY_MAX_MS = 1000;
+let acceptRetryMs = 0; // the wait between failed accepts; 0 while they work
 
-/** Errors of accept() that only mean the client vanished in the backlog. */
-function isClientGone(err: unknown): boolean {
-  return err instanceof Deno.errors.NotConnected ||
-    err instanceof Deno.errors.ConnectionReset ||
-    err instanceof Deno.errors.ConnectionAborted;
-}
-
-// ---------------------------------------------------------------------------
-// The clients
+// ---- The clients ---------------------------------------------------------
 
 /** The clients being served (the sheet's list); shutdown closes them. */
 const clients = new Set<Deno.TcpConn>();
+let lastClientGone: (() => void) | undefined;
 
 /** A client arrives: list it and say so. Returns how to name it in logs. */
 function welcome(conn: Deno.TcpConn): string {
@@ -864,8 +767,6 @@ function forget(conn: Deno.TcpConn): void {
   if (clients.size === 0) lastClientGone?.();
 }
 
-let lastClientGone: (() => void) | undefined;
-
 /** Resolves once every client has been forgotten and has logged its line
  * (which serveClient does right after forget(), in the same step). */
 function clientsGone(): Promise<void> {
@@ -881,26 +782,28 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   }
 }
 
-/** Expected ways for a client to go get a short word; anything else is
- * worth a line on stderr, with the peer. */
+/** A short word for the expected ways to go; others get a line on stderr. */
 function describeDisconnect(err: unknown, peer: string): string {
-  if (err instanceof Deno.errors.ConnectionReset) return SAID.reset();
-  if (err instanceof Deno.errors.BrokenPipe) return SAID.stoppedReading();
-  if (err instanceof Deno.errors.BadResource) return SAID.closedAtShutdown();
-  if (err instanceof Deno.errors.Interrupted) return SAID.closedAtShutdown();
+  const errors = Deno.errors;
+  if (err instanceof errors.ConnectionReset) return SAID.reset();
+  if (err instanceof errors.BrokenPipe) return SAID.stoppedReading();
+  if (err instanceof errors.BadResource || err instanceof errors.Interrupted) {
+    return SAID.closedAtShutdown();
+  }
   warn(`${peer}${say(": ", "\u00a0: ")}${errorMessage(err)}`);
   return SAID.failed();
 }
 
-// ---------------------------------------------------------------------------
-// Shutdown
+// ---- Shutdown ------------------------------------------------------------
 
 /** Why the server stops ("" while it serves), and what closes it. */
 const shutdown = { reason: "", close: () => {} };
+/** Clients are closed at once; this long after, the process exits anyway. */
+const SHUTDOWN_GRACE_MS = 2000;
 
 /** Makes Ctrl-C and SIGTERM call stopServer(); `close` closes what keeps
- * the server running. Must be installed before the ready line: a parent
- * that signals as soon as it reads that line must find the handler. */
+ * the server running. Installed before the ready line: a parent that
+ * signals as soon as it reads that line must find the handler. */
 function installShutdown(close: () => void): void {
   shutdown.close = close;
   Deno.addSignalListener("SIGINT", () => stopServer("SIGINT"));
@@ -916,16 +819,11 @@ function stopServer(reason: string): void {
   shutdown.reason = reason;
   shutdown.close();
   // Whatever still holds the process (a retry timer) must not keep it.
-  const timer = setTimeout(() => {
+  Deno.unrefTimer(setTimeout(() => {
     warn(SAID.stillBusy(reason));
     Deno.exit(0);
-  }, SHUTDOWN_GRACE_MS);
-  Deno.unrefTimer(timer);
+  }, SHUTDOWN_GRACE_MS));
 }
-
-/** Clients are closed at once; whatever still runs this long after, the
- * process exits anyway. */
-const SHUTDOWN_GRACE_MS = 2000;
 
 /** Closes the listeners and clients: the accept loops and reads end. */
 function closeAll(listeners: Deno.TcpListener[]): void {

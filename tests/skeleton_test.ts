@@ -20,8 +20,9 @@ const LESSONS = [...TCP_SERVERS, "udp_echo.ts", "client.ts"];
 /** Every root script: each carries the COMMON fence. */
 const ROOT_SCRIPTS = [...LESSONS, "check.ts", "echod.ts"];
 
-/** The skeleton's size: 300 lines, and 60 more for its French half. */
-const SKELETON_MAX_LINES = 360;
+/** The skeleton's size: the issue allows 300 lines, and 60 more for its
+ * French half; it needs less, and should stay so. */
+const SKELETON_MAX_LINES = 300;
 const HEADER_MAX_LINES = 40;
 
 function source(script: string): string {
@@ -187,21 +188,26 @@ Deno.test("select_echo's header says, in a few lines, what happens past ~128 bus
 });
 
 /** Lines a student reads in one sitting (SPEC), 60 more for the French
- * half of the messages; the COMMON fence, shared by every script of the
- * kit, is not counted. */
+ * half of the lesson's messages and 60 for the skeleton's. Counted as
+ * `wc -l` counts them, over the whole file: the COMMON fence included. */
 const MAX_LINES: Record<string, number> = {
-  "tcp_echo.ts": 520 + 60,
-  "select_echo.ts": 600 + 60,
-  "worker_echo.ts": 900 + 60,
-  "ok_server.ts": 800 + 60,
+  "tcp_echo.ts": 520 + 60 + 60,
+  "select_echo.ts": 600 + 60 + 60,
+  "worker_echo.ts": 900 + 60 + 60,
+  "ok_server.ts": 800 + 60 + 60,
 };
 
+/** What `wc -l` prints: the number of newline characters. */
+function wcLines(text: string): number {
+  return text.split("\n").length - 1;
+}
+
 for (const [script, max] of Object.entries(MAX_LINES)) {
-  Deno.test(`${script}: at most ${max} lines, the COMMON fence aside`, () => {
+  Deno.test(`${script}: at most ${max} lines (wc -l, the whole file)`, () => {
     const text = source(script);
-    const lines = text.split("\n").length - 1 -
-      commonOf(text).split("\n").length;
-    assert.ok(lines <= max, `${script}: ${lines} lines`);
+    assert.ok(commonOf(text).length > 0, `${script}: no COMMON fence`);
+    const lines = wcLines(text);
+    assert.ok(lines <= max, `${script}: ${lines} lines (wc -l)`);
   });
 }
 

@@ -11,6 +11,7 @@ import {
   copyAlone,
   echoRoundTrip,
   escapeRegExp,
+  eventually,
   firstDifference,
   IPV4,
   patternBytes,
@@ -212,6 +213,14 @@ Deno.test("the kernel spreads clients over the threads; their lines never mix", 
       conn.close();
     }
   }
+  // Stopped before a thread reads its last client's end, that client would
+  // be "closed at shutdown": wait for every "left" line first.
+  await eventually(
+    () =>
+      server.stdout.lines.filter((l) => / left after /.test(l)).length ===
+        count,
+    `${count} "left" lines`,
+  );
   const done = await server.stop();
   assert.equal(done.code, 0);
   assert.equal(done.stderr, "");
