@@ -211,3 +211,164 @@ Deno.test({
     checkTrace("udp", trace);
   },
 });
+
+// ---------------------------------------------------------------------------
+// What the guides, LISEZMOI and README say, checked without sockets.
+
+const FRENCH_DOCS = ["LISEZMOI.md", "docs/guide-fr.md"];
+
+/** The prose of a markdown text: fenced blocks, inline code, HTML comments
+ * and link targets removed (typography rules do not apply to code). */
+export function prose(markdown: string): string {
+  return markdown
+    .replace(/^\s*```[^\n]*\n[\s\S]*?^\s*```/gm, "")
+    .replace(/`+[^`]*?`+/g, "`C`")
+    .replace(/<!--[\s\S]*?-->/g, "")
+    .replace(/\]\([^)]*\)/g, "]");
+}
+
+/** French typography slips in a markdown text: `:` `;` `?` `!` not preceded
+ * by a no-break space (U+00A0 or U+202F), « » without one inside. */
+export function typographySlips(markdown: string): string[] {
+  const slips: string[] = [];
+  for (const line of prose(markdown).split("\n")) {
+    const rule =
+      /[^\u00a0\u202f]([:;?!])(?=\s|$)|«[^\u00a0\u202f]|[^\u00a0\u202f]»/g;
+    for (const m of line.matchAll(rule)) {
+      slips.push(line.slice(Math.max(0, m.index - 30), m.index + 10));
+    }
+  }
+  return slips;
+}
+
+Deno.test("French docs: a no-break space before : ; ? ! and inside « » (outside code)", async () => {
+  // The rule catches what the docs used to say.
+  assert.equal(typographySlips("Terminal 1 :").length, 1);
+  assert.equal(
+    typographySlips("En tube : `printf`; ok ? « instable »").length,
+    5,
+  );
+  assert.equal(typographySlips("`a : b` et\n```\nx : y\n```").length, 0);
+  for (const file of FRENCH_DOCS) {
+    const slips = typographySlips(await Deno.readTextFile(ROOT_DIR + file));
+    assert.deepEqual(slips, [], `${file}: ${slips.length} slips`);
+  }
+});
+
+Deno.test("guides: netstat's -a means all sockets and -n turns name lookup off", async () => {
+  const resolvesWithA = /-a\b[^.\n]{0,40}(résout|resolves)/;
+  assert.match("`-a` de `netstat` résout les noms", resolvesWithA);
+  for (const guide of GUIDES) {
+    const text = prose(await Deno.readTextFile(ROOT_DIR + guide))
+      .replaceAll("`C`", "");
+    assert.doesNotMatch(text, resolvesWithA, guide);
+    const md = await Deno.readTextFile(ROOT_DIR + guide);
+    assert.match(md, /`-a`\s+(toutes les sockets|all\s+sockets)/, guide);
+    assert.match(md, /`-n`\s+(des numéros|numbers)/, guide);
+  }
+});
+
+/** Each question of both sheets, by a token its answer-sheet row must hold
+ * (the same in both languages: a command or a name from the sheet). */
+const SHEET_QUESTIONS: [sheet: string, token: string][] = [
+  ["000", "/etc/services"], // echo's port number
+  ["000", "--port 7`"], // why 7777: ports below 1024
+  ["000", "ss -tlnp"], // the server in netstat / ss -tuap
+  ["000", "nc localhost 7777"], // the client port changes each time
+  ["000", "Address already in use"], // bind fails
+  ["000", "SO_REUSEADDR"], // the option, and why it needs waiting
+  ["000", "client.ts`"], // §1.3: the client stops on an empty line
+  ["000", "recvfrom"], // §1.4: strace the UDP server
+  ["000", "UNCONN"], // §1.4: the UDP server in ss -tuap
+  ["000", "nc -u"], // §1.4: the client port changes each time
+  ["000", "listen(1)"], // §2: several clients at once
+  ["000", "select_echo.ts"], // §2.1
+  ["000", "run_starvation.sh"], // §2.1 under load
+  ["000", "worker-1"], // §2.2
+  ["001", "listen(5)"],
+  ["001", "accept"], // accept blocks
+  ["001", "infos_connexion"],
+  ["001", "(32)"], // send returns 32
+  ["001", "recv(1024)"],
+  ["001", "--one-client"], // first server
+  ["001", "--no-newline"], // the sheet's client and servers
+  ["001", "Latin-1"], // accents
+  ["001", "nc localhost 12800"], // second server, several clients
+  ["001", "grep 12800"], // Errno 98 after fin
+];
+
+/** The answer sheet's rows: the table under the guide's first "## ". */
+function answerSheet(markdown: string): string[][] {
+  const start = markdown.indexOf("\n## ");
+  const end = markdown.indexOf("\n## ", start + 1);
+  return markdown.slice(start, end).split("\n")
+    .filter((line) => /^\| *\d{3}/.test(line))
+    .map((line) => line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim()));
+}
+
+Deno.test("guides: a one-screen answer sheet at the top answers every question of both sheets", async () => {
+  const sheets: string[][][] = [];
+  for (const guide of GUIDES) {
+    const md = await Deno.readTextFile(ROOT_DIR + guide);
+    const rows = answerSheet(md);
+    sheets.push(rows);
+    assert.ok(
+      md.indexOf(rows[0]?.[1] ?? "\0") < md.indexOf("\n## 0."),
+      `${guide}: the answer sheet comes before section 0`,
+    );
+    assert.ok(rows.length <= 30, `${guide}: ${rows.length} rows: one screen`);
+    for (const [sheet, token] of SHEET_QUESTIONS) {
+      assert.ok(
+        rows.some((row) =>
+          row[0].startsWith(sheet) && row.join(" ").includes(token)
+        ),
+        `${guide}: no answer-sheet row of sheet ${sheet} with ${token}`,
+      );
+    }
+    for (const row of rows) {
+      assert.equal(row.length, 4, `${guide}: ${row.join(" | ")}`);
+      assert.match(row[3], /`|§/, `${guide}: "${row[1]}" shows no command`);
+    }
+  }
+  // The two languages answer the same questions in the same order.
+  assert.deepEqual(
+    sheets[0].map((row) => row[0].replace(/\s+/g, "")),
+    sheets[1].map((row) => row[0].replace(/\s+/g, "")),
+  );
+});
+
+Deno.test("guides: hého's byte count is the one UTF-8 gives (h, é in 2 bytes, h, o, newline)", async () => {
+  const bytes = new TextEncoder().encode("hého\n").length;
+  for (const guide of GUIDES) {
+    const md = await Deno.readTextFile(ROOT_DIR + guide);
+    assert.ok(
+      md.includes(`**${bytes} octets pour \`hého\`**`) ||
+        md.includes(`**${bytes} bytes for \`hého\`**`),
+      `${guide} does not say hého is ${bytes} bytes`,
+    );
+    // The first log after the guide types hého counts those bytes.
+    const typed = md.indexOf("`hého`");
+    const logged = /left after (\d+) bytes echoed/.exec(md.slice(typed));
+    assert.equal(Number(logged?.[1]), bytes, guide);
+    assert.match(md, new RegExp(`2 clients, ${2 * bytes} bytes echoed`), guide);
+  }
+});
+
+Deno.test("LISEZMOI and README give a run line for every root script, with its task's flags", async () => {
+  const docs = {
+    "LISEZMOI.md": await Deno.readTextFile(ROOT_DIR + "LISEZMOI.md"),
+    "README.md": await Deno.readTextFile(ROOT_DIR + "README.md"),
+  };
+  let scripts = 0;
+  for await (const entry of Deno.readDir(ROOT_DIR)) {
+    if (!entry.isFile || !entry.name.endsWith(".ts")) continue;
+    scripts++;
+    const line = ["deno", "run", ...taskFlags(entry.name), entry.name].join(
+      " ",
+    );
+    for (const [name, text] of Object.entries(docs)) {
+      assert.ok(text.includes(line), `${name} lacks "${line}"`);
+    }
+  }
+  assert.ok(scripts >= 7, `${scripts} root scripts`);
+});
