@@ -4,7 +4,7 @@
 // so the guide cannot rot when the servers or Deno change.
 
 import assert from "node:assert/strict";
-import { ROOT_DIR, taskFlags, WAIT_MS } from "./helpers.ts";
+import { eventually, ROOT_DIR, taskFlags, WAIT_MS } from "./helpers.ts";
 
 const GUIDES = ["docs/guide-fr.md", "docs/guide-en.md"];
 
@@ -371,4 +371,134 @@ Deno.test("LISEZMOI and README give a run line for every root script, with its t
     }
   }
   assert.ok(scripts >= 7, `${scripts} root scripts`);
+});
+
+// ---------------------------------------------------------------------------
+// Sheet 001's two consoles: the guide's `deno repl -N` session, replayed.
+
+interface ReplBlock {
+  role: "server" | "client";
+  inputs: string[];
+  outputs: string[];
+}
+
+/** The blocks after `<!-- repl:server -->` / `<!-- repl:client -->`, in the
+ * guide's order: the lines typed (after "> ") and the lines printed. */
+export function replBlocks(markdown: string): ReplBlock[] {
+  const blocks: ReplBlock[] = [];
+  for (
+    const m of markdown.matchAll(
+      /<!-- repl:(server|client) -->\s*```\n([\s\S]*?)\n```/g,
+    )
+  ) {
+    const lines = m[2].split("\n");
+    blocks.push({
+      role: m[1] as "server" | "client",
+      inputs: lines.filter((l) => l.startsWith("> ")).map((l) => l.slice(2)),
+      outputs: lines.filter((l) => !l.startsWith("> ")),
+    });
+  }
+  return blocks;
+}
+
+/** What varies from run to run: the client's port. */
+const normalise = (line: string) => line.replace(/port: \d+/, "port: N");
+
+/** A `deno repl -N` fed through a pipe (it prints results, no prompts). */
+class Repl {
+  readonly child: Deno.ChildProcess;
+  readonly lines: string[] = [];
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #done: Promise<void>;
+
+  constructor() {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["repl", "-N"],
+      env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#writer = this.child.stdin.getWriter();
+    const stdout = this.child.stdout;
+    this.#done = (async () => {
+      let rest = "";
+      const stream = stdout.pipeThrough(new TextDecoderStream());
+      for await (const chunk of stream) {
+        const parts = (rest + chunk).split("\n");
+        rest = parts.pop() ?? "";
+        for (const line of parts) {
+          // The banner: "Deno 2.9.6", "exit using ctrl+d, ctrl+c, or close()".
+          if (/^Deno \d|^exit using/.test(line)) continue;
+          this.lines.push(line);
+        }
+      }
+    })();
+  }
+
+  async type(line: string) {
+    await this.#writer.write(new TextEncoder().encode(line + "\n"));
+  }
+
+  /** Waits until the repl has printed `count` lines (bounded). */
+  async printed(count: number, what: string) {
+    await eventually(() => this.lines.length >= count, what, WAIT_MS * 3);
+  }
+
+  async [Symbol.asyncDispose]() {
+    await this.#writer.close().catch(() => {});
+    const timer = setTimeout(() => {
+      try {
+        this.child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, WAIT_MS);
+    await this.child.status;
+    clearTimeout(timer);
+    await this.#done;
+    await this.child.stderr.cancel();
+  }
+}
+
+Deno.test("guides: sheet 001's two consoles in deno repl -N print what the guide shows (accept blocks, send returns 32)", async () => {
+  for (const guide of GUIDES) {
+    const blocks = replBlocks(await Deno.readTextFile(ROOT_DIR + guide));
+    assert.ok(blocks.length >= 6, `${guide}: ${blocks.length} repl blocks`);
+    const typed = blocks.flatMap((b) => b.inputs).join("\n");
+    for (const call of ["accept()", "remoteAddr", "write(", "read(tampon)"]) {
+      assert.ok(typed.includes(call), `${guide}: no ${call} in the session`);
+    }
+    await using server = new Repl();
+    await using client = new Repl();
+    const expected = { server: [] as string[], client: [] as string[] };
+    let port = 0;
+    let extra = 0; // lines the test itself asked for (the real port)
+    for (const [i, block] of blocks.entries()) {
+      const repl = block.role === "server" ? server : client;
+      for (const input of block.inputs) {
+        if (block.role === "server" && /Deno\.listen\(/.test(input)) {
+          // Port 0, then ask which port the system chose.
+          await repl.type(input.replace(/port: \d+/, "port: 0"));
+          await repl.type("connexion_principale.addr.port");
+          await repl.printed(2, "the listening port");
+          port = Number(repl.lines.splice(1, 1)[0]);
+          extra = 0;
+          continue;
+        }
+        await repl.type(input.replace(/port: 12800/, `port: ${port}`));
+      }
+      expected[block.role].push(...block.outputs);
+      const want = expected[block.role];
+      await repl.printed(want.length + extra, `${guide}: block ${i + 1}`);
+      if (i === 0) {
+        // accept() is pending: nothing printed after the listen's undefined.
+        assert.deepEqual(server.lines, ["undefined"], "accept() blocks");
+      }
+      assert.deepEqual(
+        repl.lines.map(normalise),
+        want.map(normalise),
+        `${guide}: ${block.role} console after block ${i + 1}`,
+      );
+    }
+    assert.ok(port > 0);
+  }
 });
