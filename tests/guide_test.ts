@@ -4,7 +4,14 @@
 // so the guide cannot rot when the servers or Deno change.
 
 import assert from "node:assert/strict";
-import { eventually, ROOT_DIR, taskFlags, WAIT_MS } from "./helpers.ts";
+import {
+  eventually,
+  ROOT_DIR,
+  runScript,
+  taskFlags,
+  WAIT_MS,
+  within,
+} from "./helpers.ts";
 
 const GUIDES = ["docs/guide-fr.md", "docs/guide-en.md"];
 
@@ -92,7 +99,8 @@ async function traceRun(
         "0",
       ],
       cwd: ROOT_DIR,
-      env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+      // English: the ready line below is read in English.
+      env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", LANG: "C", LC_ALL: "C" },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -348,9 +356,15 @@ Deno.test("guides: hého's byte count is the one UTF-8 gives (h, é in 2 bytes, 
     );
     // The first log after the guide types hého counts those bytes.
     const typed = md.indexOf("`hého`");
-    const logged = /left after (\d+) bytes echoed/.exec(md.slice(typed));
+    const logged =
+      /(?:left after|est parti après) (\d+) (?:bytes echoed|octets renvoyés)/
+        .exec(md.slice(typed));
     assert.equal(Number(logged?.[1]), bytes, guide);
-    assert.match(md, new RegExp(`2 clients, ${2 * bytes} bytes echoed`), guide);
+    assert.match(
+      md,
+      new RegExp(`2 clients, ${2 * bytes} (bytes echoed|octets renvoyés)`),
+      guide,
+    );
   }
 });
 
@@ -502,3 +516,92 @@ Deno.test("guides: sheet 001's two consoles in deno repl -N print what the guide
     assert.ok(port > 0);
   }
 });
+
+// ---------------------------------------------------------------------------
+// The guides' tcp_echo log lines are what tcp_echo prints in their language.
+
+/** Lines of `script`'s log shown by a guide (in code blocks and code spans),
+ * with client ports replaced by P. */
+export function shownLog(markdown: string, script: string): Set<string> {
+  const lines = new Set<string>();
+  const start = new RegExp(`^${script}(:|\u00a0:) `);
+  const code = [
+    ...markdown.matchAll(/^```[^\n]*\n([\s\S]*?)^```/gm),
+  ].flatMap((m) => m[1].split("\n"))
+    .concat([...markdown.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]));
+  for (const line of code) {
+    if (start.test(line)) {
+      lines.add(line.replace(/(127\.0\.0\.1):\d+/g, "$1:P"));
+    }
+  }
+  return lines;
+}
+
+const FRENCH_LESSONS = Deno.readTextFileSync(ROOT_DIR + "tcp_echo.ts")
+  .includes("à l'écoute");
+
+for (
+  const [guide, locale] of [
+    ["docs/guide-en.md", "C"],
+    ["docs/guide-fr.md", "fr_FR.UTF-8"],
+  ]
+) {
+  const french = locale !== "C";
+  Deno.test({
+    name:
+      `${guide}: tcp_echo's log lines are what tcp_echo.ts prints under LANG=${locale}${
+        french && !FRENCH_LESSONS
+          ? " (ignored: tcp_echo.ts does not speak French on this branch)"
+          : ""
+      }`,
+    ignore: french && !FRENCH_LESSONS,
+    async fn() {
+      const shown = shownLog(
+        await Deno.readTextFile(ROOT_DIR + guide),
+        "tcp_echo",
+      );
+      await using server = runScript("tcp_echo.ts", ["--port", "0"], {
+        env: { LANG: locale, LC_ALL: locale },
+      });
+      const ready = await server.stdout.waitFor(
+        /(listening on|à l'écoute sur) \S*:(\d+)/,
+      );
+      const port = Number(/:(\d+) \(/.exec(ready)?.[1]);
+      const hého = new TextEncoder().encode("hého\n");
+      for (let i = 0; i < 2; i++) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        try {
+          await conn.write(hého);
+          const buffer = new Uint8Array(64);
+          let got = 0;
+          while (got < hého.length) {
+            const n = await within(conn.read(buffer.subarray(got)), "echo");
+            if (n === null) break;
+            got += n;
+          }
+          assert.equal(got, hého.length);
+          conn.closeWrite();
+          assert.equal(await within(conn.read(buffer), "close"), null);
+        } finally {
+          conn.close();
+        }
+        // Each client's "left" line before the next connects.
+        await eventually(
+          () => server.stdout.lines.length >= 3 + 2 * i,
+          "the client's lines",
+        );
+      }
+      const { stdout } = await server.stop("SIGINT");
+      const printed = stdout.trim().split("\n").map((line) =>
+        line.replace(`:${port} `, ":7777 ").replace(
+          /(127\.0\.0\.1):\d+/g,
+          "$1:P",
+        )
+      );
+      assert.equal(printed.length, 6, stdout);
+      for (const line of printed) {
+        assert.ok(shown.has(line), `${guide} does not show: ${line}`);
+      }
+    },
+  });
+}
