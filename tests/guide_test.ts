@@ -240,8 +240,9 @@ export function prose(markdown: string): string {
 export function typographySlips(markdown: string): string[] {
   const slips: string[] = [];
   for (const line of prose(markdown).split("\n")) {
+    // Also a space beside a no-break space (« ok\n» wrapped badly).
     const rule =
-      /[^\u00a0\u202f]([:;?!])(?=\s|$)|«[^\u00a0\u202f]|[^\u00a0\u202f]»/g;
+      /[^\u00a0\u202f]([:;?!])(?=\s|$)|«[^\u00a0\u202f]|[^\u00a0\u202f]»|[ \t\u00a0\u202f][\u00a0\u202f]|[\u00a0\u202f][ \t]|[\u00a0\u202f]$|^[\u00a0\u202f]/g;
     for (const m of line.matchAll(rule)) {
       slips.push(line.slice(Math.max(0, m.index - 30), m.index + 10));
     }
@@ -257,6 +258,7 @@ Deno.test("French docs: a no-break space before : ; ? ! and inside « » (outsid
     5,
   );
   assert.equal(typographySlips("`a : b` et\n```\nx : y\n```").length, 0);
+  assert.equal(typographySlips("« ok\n\u00a0»").length, 2);
   for (const file of FRENCH_DOCS) {
     const slips = typographySlips(await Deno.readTextFile(ROOT_DIR + file));
     assert.deepEqual(slips, [], `${file}: ${slips.length} slips`);
