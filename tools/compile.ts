@@ -77,7 +77,11 @@ export function explainFailure(stderr: string, zip: string): string {
       stderr,
     )
   ) {
-    return `compile: cannot get Deno's denort runtime (no download from dl.deno.land); set DENORT_BIN=/path/to/denort or put ${zip} in place (see docs/guide-en.md §5)`;
+    // The guide in the reader's language (navigator.language needs no permission).
+    const guide = /^fr\b/i.test(navigator.language ?? "")
+      ? "docs/guide-fr.md"
+      : "docs/guide-en.md";
+    return `compile: cannot get Deno's denort runtime (no download from dl.deno.land); set DENORT_BIN=/path/to/denort or put ${zip} in place (see ${guide} §5)`;
   }
   // The child runs with NO_COLOR=1: its lines carry no colour codes.
   const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
