@@ -365,18 +365,26 @@ function assertFair(
 //   2,000 × 100: Jain's index 0.984-1.000, slowest/mean 0.79-0.94
 const SIZES: [busy: number, rounds: number][] = [[500, 400], [2000, 100]];
 
-// The negative control runs at 2,000 × 100, where the turns' absence shows
-// on any machine. Measured with --no-fair, quiet and under a CPU hog (about
-// 40 runs): Jain's index 0.19-0.82, slowest/mean 0.01-0.30, 3-78 % of the
-// clients under half the mean (a random-order fair server: none in 10,000
-// simulated runs). At 500 × 400 a loaded machine hides it (Jain's index
-// 0.95-0.97, slowest/mean 0.65-0.68 under a CPU hog): there the control
-// could not fail reliably.
+// The negative control runs at the larger size, 2,000 × 100, where the
+// turns' absence shows most. Measured with --no-fair, quiet and under a CPU
+// hog with the machine's load average at 5-8 (about 130 runs): Jain's index
+// 0.12-0.87, slowest/mean 0.01-0.43, busiest/mean 2.4-11.7 (fair turns: at
+// most 1.21; a random-order fair server: at most 1.56 in 2,000 simulated
+// runs); and once Jain's index 0.969, slowest/mean 0.52, busiest/mean 1.72:
+// a saturated machine can serve even the plain loop evenly, since a server
+// that waits for the CPU finds every socket ready and reads them in order.
+// Hence up to CONTROL_TRIES runs, one of which must starve widely. At
+// 500 × 400 the plain loop looked fair under the hog (Jain's index
+// 0.95-0.97, slowest/mean 0.65-0.68): no control there.
 const CONTROL: [busy: number, rounds: number] = [2000, 100];
-/** The control must fail the criterion, and widely: an index at most this,
- * where the fair turns measured 0.984 or more at the same size and the
- * bound is MIN_JAIN. */
+/** A control run starves widely when it fails the criterion with an index
+ * at most this, where the fair turns measured 0.982 or more at the same
+ * size (a spread, sqrt(1/index - 1), of 0.33 or more: over 1.4 times what
+ * MIN_JAIN allows, 2.4 times the fair turns' worst). */
 const CONTROL_MAX_JAIN = 0.9;
+/** Runs of the control, of which one must starve widely: about 1 in 100
+ * measured runs did not, so three all missing is about one in a million. */
+const CONTROL_TRIES = 3;
 
 for (const { script, args, mode } of SERVERS) {
   const name = [script, ...args].join(" ");
@@ -407,27 +415,32 @@ for (const { script, args, mode } of SERVERS) {
   const total = busy * rounds;
   Deno.test({
     name:
-      `${name} --no-fair: ${busy} busy clients: some starve, the same criterion fails widely: Jain's index <= ${CONTROL_MAX_JAIN}${
+      `${name} --no-fair: ${busy} busy clients: some starve, the same criterion fails widely (Jain's index <= ${CONTROL_MAX_JAIN}) in one of ${CONTROL_TRIES} runs${
         why ? ` (ignored: ${why})` : ""
       }`,
     ignore: why !== "",
     async fn() {
-      await using server = await startServer(script, [
-        "--quiet",
-        ...args,
-        "--no-fair",
-      ]);
-      const result = await drive(server.port, busy, total, 0, mode);
       const label = `${name} --no-fair: ${busy} × ${rounds}`;
-      const s = measured(result, busy, total, label);
-      assert.notEqual(starvation(s), "", `${label} passed as fair`);
-      assert.ok(
-        s.jain <= CONTROL_MAX_JAIN,
-        `${label}: Jain's index ${s.jain.toFixed(3)} > ${CONTROL_MAX_JAIN}`,
+      const missed: string[] = [];
+      for (let run = 1; run <= CONTROL_TRIES; run++) {
+        await using server = await startServer(script, [
+          "--quiet",
+          ...args,
+          "--no-fair",
+        ]);
+        const result = await drive(server.port, busy, total, 0, mode);
+        const s = measured(result, busy, total, `${label}, run ${run}`);
+        const done = await server.stop();
+        assert.equal(done.code, 0);
+        assert.equal(done.stderr, "");
+        if (starvation(s) !== "" && s.jain <= CONTROL_MAX_JAIN) return;
+        missed.push(describeShare(s));
+      }
+      assert.fail(
+        `${label}: no run starved widely (Jain's index <= ${CONTROL_MAX_JAIN}): ${
+          missed.join("; ")
+        }`,
       );
-      const done = await server.stop();
-      assert.equal(done.code, 0);
-      assert.equal(done.stderr, "");
     },
   });
 }
