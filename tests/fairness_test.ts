@@ -385,7 +385,8 @@ const CONTROL: [busy: number, rounds: number] = [2000, 100];
  * MIN_JAIN allows, 2.4 times the fair turns' worst). */
 const CONTROL_MAX_JAIN = 0.9;
 /** Runs of the control, of which one must starve widely: at most 1 run in
- * 10 missed in any batch measured (7 of 222 in all, never two in a row),
+ * 10 missed in any batch measured (7 of 222 in all; each time the test
+ * retried, its second run starved widely),
  * so five all missing is about 1 in 100,000. */
 const CONTROL_TRIES = 5;
 
