@@ -3,7 +3,7 @@
 // script it came from (a deno CLI that ignores the program fails here).
 
 import assert from "node:assert/strict";
-import { ROOT_DIR, WAIT_MS } from "./helpers.ts";
+import { ROOT_DIR, WAIT_MS, within } from "./helpers.ts";
 import { cachedZip, compileFlags, SCRIPTS } from "../tools/compile.ts";
 
 const decoder = new TextDecoder();
@@ -131,11 +131,16 @@ async function exchange(
     await conn.write(new TextEncoder().encode(send));
     let got = "";
     const buf = new Uint8Array(256);
-    while (got.length < expect.length) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      got += decoder.decode(buf.subarray(0, n));
-    }
+    await within(
+      (async () => {
+        while (got.length < expect.length) {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          got += decoder.decode(buf.subarray(0, n));
+        }
+      })(),
+      `the reply ${JSON.stringify(expect)}`,
+    );
     assert.equal(got, expect);
   } finally {
     conn.close();
@@ -190,7 +195,10 @@ Deno.test({
               hostname: "127.0.0.1",
               port,
             });
-            const [data] = await sock.receive(new Uint8Array(64));
+            const [data] = await within(
+              sock.receive(new Uint8Array(64)),
+              "the UDP echo",
+            );
             assert.equal(decoder.decode(data), "hého\n");
           } finally {
             sock.close();
@@ -202,7 +210,13 @@ Deno.test({
         }
       } finally {
         child.kill("SIGINT");
-        const status = await child.status;
+        const status = await within(child.status, `${name} to exit`).catch(
+          async (err) => {
+            child.kill("SIGKILL");
+            await child.status;
+            throw err;
+          },
+        );
         assert.equal(
           status.code,
           0,

@@ -175,11 +175,16 @@ Deno.test({
           await conn.write(hého);
           const buf = new Uint8Array(64);
           let got = 0;
-          while (got < hého.length) {
-            const n = await conn.read(buf.subarray(got));
-            if (n === null) break;
-            got += n;
-          }
+          await within(
+            (async () => {
+              while (got < hého.length) {
+                const n = await conn.read(buf.subarray(got));
+                if (n === null) break;
+                got += n;
+              }
+            })(),
+            "the echo",
+          );
           assert.deepEqual(buf.subarray(0, got), hého);
         } finally {
           conn.close();
@@ -209,7 +214,10 @@ Deno.test({
           hostname: "127.0.0.1",
           port,
         });
-        const [data] = await sock.receive(new Uint8Array(64));
+        const [data] = await within(
+          sock.receive(new Uint8Array(64)),
+          "the UDP echo",
+        );
         assert.deepEqual(data, hého);
       } finally {
         sock.close();
