@@ -20,6 +20,7 @@ export const SCRIPTS = [
   "worker_echo.ts",
   "ok_server.ts",
   "client.ts",
+  "echod.ts",
 ];
 
 const ROOT = new URL("../", import.meta.url);
@@ -40,6 +41,7 @@ export function compileFlags(
   const flags = words.slice(2, at).filter((w) => w !== "--unstable-net");
   flags.push("--unstable-net");
   if (script === "worker_echo.ts") flags.push("--include", script);
+  if (script === "echod.ts") flags.push("--include", script);
   return flags;
 }
 
