@@ -72,7 +72,7 @@ async function main(args: string[]): Promise<number> {
   } catch (err) {
     const failed = err instanceof ListenError ? err : null;
     warn(
-      describeListenError(failed?.cause ?? err, options, failed?.transport),
+      describeListenError(failed?.failure ?? err, options, failed?.transport),
     );
     return 1;
   }
