@@ -49,7 +49,6 @@ import {
   testEchoesBytes,
   testEchoLogLines,
   testEchoSurvivesReset,
-  testQuietOutput,
 } from "./echo_contract.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
 import { testNoDelay } from "./sockopt.ts";
@@ -1074,8 +1073,6 @@ Deno.test("echod: --quiet: no line per datagram", async () => {
     "echod: stopped by SIGINT: 0 clients, 0 bytes echoed, 1 datagram, 3 bytes echoed, 0 dropped",
   ]);
 });
-
-testQuietOutput(SCRIPT, ["--tcp-only"]);
 
 // ---------------------------------------------------------------------------
 // UDP: the loop guard (privileged and own-port drop)
