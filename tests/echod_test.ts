@@ -1181,6 +1181,20 @@ testLowPort(
   },
 );
 
+testLowPort(
+  "echod: --quiet: dropped datagrams are still counted, without a line",
+  async (family) => {
+    await using server = await startServer(SCRIPT, ["--quiet"]);
+    using low = udpSocket(family, LOW_PORT);
+    await low.send(utf8("x"), serverAddr(family, server.port));
+    using normal = udpSocket(family);
+    await udpRoundTrip(normal, family, server.port, utf8("y"));
+    const done = await server.stop();
+    assert.match(done.stdout, /, 1 datagram, 1 byte echoed, 1 dropped$/m);
+    assert.equal(done.stderr, "");
+  },
+);
+
 // The server's own port on another address: on Linux every 127.x.y.z is
 // loopback, so a socket on 127.0.0.2 can share the port of a server bound to
 // 127.0.0.1, as a second echo server on another host would.
@@ -1266,6 +1280,42 @@ Deno.test({
       /^echod: stopped by SIGINT: 60 clients, \d+ bytes echoed, 1 datagram, 3 bytes echoed, 0 dropped$/m,
     );
   },
+});
+
+Deno.test("echod --threads 2 --max-clients 1: the bound is per thread: at most 2 clients at once, the next one refused by its thread", async () => {
+  await using server = await startServer(SCRIPT, [
+    "--threads",
+    "2",
+    "--max-clients",
+    "1",
+  ]);
+  const conns: Deno.TcpConn[] = [];
+  let served = 0;
+  let refusal = "";
+  try {
+    // Each thread serves one client: whichever threads the kernel picks,
+    // the third client at the latest finds its thread full.
+    for (let i = 0; i < 3 && !refusal; i++) {
+      const conn = await connect(IPV4, server.port);
+      conns.push(conn);
+      const line = await server.stdout.waitFor(
+        new RegExp(
+          `^echod: \\[[12]\\] 127\\.0\\.0\\.1:${conn.localAddr.port} (connected|refused: .*)$`,
+        ),
+      );
+      if (line.endsWith(" connected")) served++;
+      else refusal = line;
+    }
+    assert.match(
+      refusal,
+      /^echod: \[[12]\] \S+ refused: 1 clients already \(--max-clients 1\)$/,
+    );
+    assert.ok(served >= 1 && served <= 2, `${served} clients served`);
+    assert.deepEqual(await readToEnd(conns.at(-1)!), new Uint8Array(0));
+    assert.deepEqual(await echoRoundTrip(conns[0], utf8("in")), utf8("in"));
+  } finally {
+    for (const conn of conns) closeQuietly(conn);
+  }
 });
 
 testEchoesBytes(SCRIPT, ["--threads", "2"]);
