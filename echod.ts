@@ -1144,7 +1144,7 @@ export function parseOptions(args: string[]): Options | number {
     } catch (err) {
       // parseArgs names the option and explains, sometimes over several
       // lines ("--port -5": did you mean --port=-5?): keep them, on one.
-      throw new UsageError(errorMessage(err).replaceAll("\n", " "));
+      throw new UsageError(describeArgsError(err));
     }
     const { values } = parsed;
     if (values.help) {
@@ -1933,6 +1933,24 @@ function errorMessage(err: unknown): string {
   if (lang !== "fr" || french === undefined) return text;
   const code = /\(os error (\d+)\)/.exec(text)?.[1];
   return code ? `${french} (erreur système ${code})` : french;
+}
+
+/** node:util's parseArgs explains a mistake in English, sometimes over
+ * several lines: one line, in French for a French reader. */
+// deno-fmt-ignore
+const ARGS_ERRORS_FR: [RegExp, string][] = [
+  [/^Unknown option '(.*)'$/, "Option « $1 » inconnue"],
+  [/^Unexpected argument '(.*)'\. .*$/, "Argument « $1 » inattendu\u00a0: des options seulement"],
+  [/^Option '(\S+) .*argument missing$/, "L'option « $1 » attend une valeur"],
+  [/^Option '(\S+)' argument is ambiguous.*$/, "Valeur de « $1 » ambiguë\u00a0: écrivez $1=-XYZ pour une valeur qui commence par un tiret"],
+  [/^Option '(\S+)' does not take an argument$/, "L'option « $1 » ne prend pas de valeur"],
+];
+
+/** parseArgs's error as one line in the reader's language. */
+function describeArgsError(err: unknown): string {
+  const text = errorMessage(err).replaceAll("\n", " ");
+  const fr = ARGS_ERRORS_FR.find(([pattern]) => pattern.test(text));
+  return fr ? say(text, text.replace(...fr)) : text;
 }
 
 /** "127.0.0.1:53422" or "[::1]:53422". An IPv4 client of a dual-stack
