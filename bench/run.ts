@@ -106,6 +106,7 @@ const KNEE_CONNS = [100, 128, 160, 256, 2000];
 const KNEE_SERVERS = [
   "select_echo.ts",
   "select_echo.ts --no-fair",
+  "echod.ts",
   "worker_echo.ts",
   "node_net.mjs",
   "deno_plain_echo.ts",
@@ -120,6 +121,8 @@ const SERVERS: ServerDef[] = [
   { name: "select_echo.ts --no-fair", kind: "concurrent", runtime: "deno", file: "select_echo.ts", args: [...OURS, "--no-fair"], scenarios: PLAIN_SCENARIOS },
   { name: "worker_echo.ts", kind: "concurrent", runtime: "deno", file: "worker_echo.ts", args: OURS },
   { name: "udp_echo.ts", kind: "udp", runtime: "deno", file: "udp_echo.ts", args: OURS },
+  { name: "echod.ts", kind: "concurrent", runtime: "deno", file: "echod.ts", args: OURS },
+  { name: "echod.ts --udp-only", kind: "udp", runtime: "deno", file: "echod.ts", args: [...OURS, "--udp-only"] },
   { name: "sheet_tcp_sequential.py", kind: "sequential", runtime: "python", file: `${PEERS}sheet_tcp_sequential.py`, args: ["0"] },
   { name: "sheet_tcp_select.py", kind: "concurrent", runtime: "python", file: `${PEERS}sheet_tcp_select.py`, args: ["0"] },
   { name: "sheet_tcp_thread.py", kind: "concurrent", runtime: "python", file: `${PEERS}sheet_tcp_thread.py`, args: ["0"] },

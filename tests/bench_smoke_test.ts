@@ -37,6 +37,7 @@ Deno.test("bench:smoke runs every scenario against every server it finds", async
       "select_echo.ts",
       "worker_echo.ts",
       "udp_echo.ts",
+      "echod.ts",
     ]
   ) {
     assert.match(

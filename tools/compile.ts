@@ -21,6 +21,7 @@ export const SCRIPTS = [
   "ok_server.ts",
   "client.ts",
   "check.ts",
+  "echod.ts",
 ];
 
 const ROOT = new URL("../", import.meta.url);
@@ -41,6 +42,7 @@ export function compileFlags(
   const flags = words.slice(2, at).filter((w) => w !== "--unstable-net");
   flags.push("--unstable-net");
   if (script === "worker_echo.ts") flags.push("--include", script);
+  if (script === "echod.ts") flags.push("--include", script);
   return flags;
 }
 
