@@ -1,7 +1,8 @@
 /**
- * Fair turns (issue 11): past ~128 busy connections, select_echo.ts,
- * worker_echo.ts (each thread) and ok_server.ts must serve every client
- * about as often as every other. Proven by counts, never
+ * Fair turns (issue 11): past ~128 busy connections, echod.ts must serve
+ * every client about as often as every other, where the lesson
+ * select_echo.ts (a plain read/write loop, tokio's budget deciding who is
+ * served) starves some. Proven by counts, never
  * by timings: a driver sends a fixed total number of messages, each client
  * keeping one in flight, and the test compares how many each client got.
  *
@@ -18,13 +19,11 @@
  * fast enough to keep the server busy (a Node.js driver was not: with it,
  * even --no-fair passed).
  *
- * The turns' bookkeeping (FairTurns) is tested in-process too, with
- * stand-in connections whose reads the test completes by hand.
+ * The turns' bookkeeping (FairTurns) is tested in-process in
+ * tests/echod_test.ts.
  */
 
 import assert from "node:assert/strict";
-// The fair turns' code, tested in-process at the end of this file.
-import { FairTurns, parseOptions } from "../select_echo.ts";
 import {
   describeShare,
   MIN_JAIN,
@@ -32,20 +31,29 @@ import {
   share,
   starvation,
 } from "./fair_share.ts";
-import { startServer, WAIT_MS, within } from "./helpers.ts";
+import { startServer, within } from "./helpers.ts";
 
 /** The servers whose fair turns are measured: the script, its arguments
  * (besides --quiet, and --no-fair for the controls) and what the driver
  * expects back ("echo": the message; "ok": "OK\n" per line). The first
  * also takes the 10,000 silent clients.
- * worker_echo.ts runs one thread here: the turns make each thread fair, and
- * that is what is measured. With two threads the kernel gives them unequal
- * shares of the clients and of the CPUs (one also runs the driver), and a
- * client's rate follows its thread's. */
+ * One event loop (echod.ts's default): the turns make each loop fair, and
+ * that is what is measured. With --threads 2 the kernel gives the threads
+ * unequal shares of the clients and of the CPUs (one also runs the driver),
+ * and a client's rate follows its thread's. */
 const SERVERS: { script: string; args: string[]; mode: "echo" | "ok" }[] = [
-  { script: "select_echo.ts", args: [], mode: "echo" },
-  { script: "worker_echo.ts", args: ["--threads", "1"], mode: "echo" },
-  { script: "ok_server.ts", args: [], mode: "ok" },
+  { script: "echod.ts", args: [], mode: "echo" },
+];
+/** Servers without fair turns, that must starve some clients at the
+ * control's size: each SERVERS entry with --no-fair, and the lesson whose
+ * header says so (select_echo.ts: "past ~128 busy clients … starve"). */
+const STARVING: { name: string; script: string; args: string[] }[] = [
+  ...SERVERS.map(({ script, args }) => ({
+    name: [script, ...args, "--no-fair"].join(" "),
+    script,
+    args: [...args, "--no-fair"],
+  })),
+  { name: "select_echo.ts (the lesson)", script: "select_echo.ts", args: [] },
 ];
 
 // ---------------------------------------------------------------------------
@@ -413,26 +421,25 @@ for (const { script, args, mode } of SERVERS) {
       },
     });
   }
-  // The negative control: the same test with the turns off fails.
+}
+
+// The negative controls: the same test, without fair turns, fails.
+for (const { name, script, args } of STARVING) {
   const [busy, rounds] = CONTROL;
   const why = cannotRun(busy);
   const total = busy * rounds;
   Deno.test({
     name:
-      `${name} --no-fair: ${busy} busy clients: some starve, the same criterion fails widely (Jain's index <= ${CONTROL_MAX_JAIN}) in one of ${CONTROL_TRIES} runs${
+      `${name}: ${busy} busy clients: some starve, the same criterion fails widely (Jain's index <= ${CONTROL_MAX_JAIN}) in one of ${CONTROL_TRIES} runs${
         why ? ` (ignored: ${why})` : ""
       }`,
     ignore: why !== "",
     async fn() {
-      const label = `${name} --no-fair: ${busy} × ${rounds}`;
+      const label = `${name}: ${busy} × ${rounds}`;
       const missed: string[] = [];
       for (let run = 1; run <= CONTROL_TRIES; run++) {
-        await using server = await startServer(script, [
-          "--quiet",
-          ...args,
-          "--no-fair",
-        ]);
-        const result = await drive(server.port, busy, total, 0, mode);
+        await using server = await startServer(script, ["--quiet", ...args]);
+        const result = await drive(server.port, busy, total, 0, "echo");
         const s = measured(result, busy, total, `${label}, run ${run}`);
         const done = await server.stop();
         assert.equal(done.code, 0);
@@ -476,177 +483,4 @@ Deno.test({
     assert.equal(done.code, 0);
     assert.match(done.stdout, /stopped by SIGINT: 10500 clients/);
   },
-});
-
-// ---------------------------------------------------------------------------
-// The bookkeeping, in-process
-
-/** A connection whose reads complete when the test says so. */
-class StandIn {
-  readonly waiting: ((n: number | null) => void)[] = [];
-  reads = 0;
-
-  constructor(readonly name: string) {}
-
-  read(_buffer: Uint8Array): Promise<number | null> {
-    this.reads++;
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  /** Completes its oldest pending read with `n` bytes. */
-  answer(n: number | null = 1): void {
-    const resolve = this.waiting.shift();
-    assert.ok(resolve, `${this.name} has no read pending`);
-    resolve(n);
-  }
-}
-
-/** Lets every promise reaction run. */
-function settle(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-const buffer = new Uint8Array(8);
-/** Long enough never to fire during a test: they call sweep() themselves. */
-const NEVER_MS = WAIT_MS * 10;
-
-/** Names of the stand-ins with a read pending inside "Deno". */
-function pending(conns: StandIn[]): string[] {
-  return conns.filter((c) => c.waiting.length > 0).map((c) => c.name);
-}
-
-Deno.test("FairTurns: at most SLOTS reads wait at once, and clients take turns first come, first served", async () => {
-  const turns = new FairTurns(2, NEVER_MS);
-  const conns = ["a", "b", "c", "d", "e"].map((n) => new StandIn(n));
-  const served: string[] = [];
-  // Each client loops as serveClient does: read in turn, then again.
-  const loops = conns.map(async (conn) => {
-    while (await turns.read(conn, buffer, true) !== null) {
-      served.push(conn.name);
-    }
-  });
-  await settle();
-  assert.deepEqual(pending(conns), ["a", "b"]);
-  assert.equal(turns.waiting, 3);
-  for (const step of ["a", "b", "c", "d", "e", "a", "b"]) {
-    conns.find((c) => c.name === step)!.answer();
-    await settle();
-    assert.equal(pending(conns).length, 2, `after ${step}`);
-  }
-  assert.deepEqual(served, ["a", "b", "c", "d", "e", "a", "b"]);
-  assert.deepEqual(pending(conns), ["c", "d"]);
-  // Clients leave (null) in turn; the last ones get their turn and leave.
-  for (const name of ["c", "d", "e", "a", "b"]) {
-    conns.find((c) => c.name === name)!.answer(null);
-    await settle();
-  }
-  await Promise.all(loops);
-  assert.equal(turns.waiting, 0);
-  assert.equal(turns.holding, 0);
-  turns.sweep(); // nobody waits: no timer is left behind
-});
-
-Deno.test("FairTurns: a silent reader is parked by the sweep, and its late read gives no slot back", async () => {
-  const turns = new FairTurns(1, NEVER_MS);
-  const [silent, busy, late] = ["silent", "busy", "late"].map((n) =>
-    new StandIn(n)
-  );
-  const silentRead = turns.read(silent, buffer, true);
-  const busyRead = turns.read(busy, buffer, true);
-  await settle();
-  assert.deepEqual(pending([silent, busy]), ["silent"]);
-  assert.equal(turns.waiting, 1);
-  turns.sweep(); // the silent read waited since before the queue formed
-  await settle();
-  assert.deepEqual(pending([silent, busy]), ["silent", "busy"]);
-  assert.equal(turns.holding, 1); // busy's; the parked read holds none
-  // The silent client speaks at last: its read hands no slot over, so the
-  // next client waits for busy's slot.
-  silent.answer();
-  assert.equal(await silentRead, 1);
-  const lateRead = turns.read(late, buffer, true);
-  await settle();
-  assert.deepEqual(pending([silent, busy, late]), ["busy"]);
-  busy.answer();
-  assert.equal(await busyRead, 1);
-  await settle();
-  assert.deepEqual(pending([silent, busy, late]), ["late"]);
-  late.answer(null);
-  assert.equal(await lateRead, null);
-  assert.equal(turns.holding, 0);
-  turns.sweep();
-});
-
-Deno.test("FairTurns: while reads end, a read is parked only after a whole sweep interval: kept by the first sweep after it started, parked by the second", async () => {
-  const turns = new FairTurns(2, NEVER_MS);
-  const conns = ["a", "x", "b", "c", "d"].map((n) => new StandIn(n));
-  const [a, x, b, c, d] = conns;
-  const reads = conns.map((conn) => turns.read(conn, buffer, true));
-  await settle();
-  assert.deepEqual(pending(conns), ["a", "x"]);
-  a.answer(); // a read ends: its slot goes to b
-  await settle();
-  assert.deepEqual(pending(conns), ["x", "b"]);
-  turns.sweep(); // x held its slot since before the queue formed: parked
-  await settle();
-  assert.deepEqual(pending(conns), ["x", "b", "c"]); // b kept
-  c.answer(); // another read ends: d gets c's slot
-  await settle();
-  assert.deepEqual(pending(conns), ["x", "b", "d"]);
-  turns.sweep(); // b has now waited a whole interval: parked; d kept
-  await settle();
-  assert.equal(turns.holding, 1);
-  assert.equal(turns.waiting, 0);
-  for (const conn of [x, b, d]) conn.answer(null);
-  await Promise.all(reads);
-  assert.equal(turns.holding, 0);
-  turns.sweep();
-});
-
-Deno.test("FairTurns: a sweep that saw no read end parks every holder: each got its slot a whole interval ago", async () => {
-  const turns = new FairTurns(1, NEVER_MS);
-  const conns = ["first", "second", "third"].map((n) => new StandIn(n));
-  const reads = conns.map((c) => turns.read(c, buffer, true));
-  await settle();
-  assert.deepEqual(pending(conns), ["first"]);
-  turns.sweep(); // first held its slot since before the queue formed
-  await settle();
-  assert.deepEqual(pending(conns), ["first", "second"]);
-  assert.equal(turns.waiting, 1);
-  turns.sweep(); // no read ended since: second got its slot at the last one
-  await settle();
-  assert.deepEqual(pending(conns), ["first", "second", "third"]);
-  assert.equal(turns.waiting, 0);
-  assert.equal(turns.holding, 1);
-  for (const conn of conns) conn.answer(null);
-  assert.deepEqual(await Promise.all(reads), [null, null, null]);
-  assert.equal(turns.holding, 0);
-  turns.sweep();
-});
-
-Deno.test("FairTurns: new clients and --no-fair read straight away", async () => {
-  const turns = new FairTurns(1, NEVER_MS);
-  const conns = ["a", "b", "c"].map((n) => new StandIn(n));
-  // Never heard from yet: no slot taken, nobody queued.
-  const reads = conns.map((c) => turns.read(c, buffer, false));
-  assert.deepEqual(pending(conns), ["a", "b", "c"]);
-  assert.equal(turns.holding, 0);
-  assert.equal(turns.waiting, 0);
-  turns.enabled = false;
-  const more = conns.map((c) => turns.read(c, buffer, true));
-  assert.deepEqual(conns.map((c) => c.reads), [2, 2, 2]);
-  assert.equal(turns.waiting, 0);
-  for (const c of conns) {
-    c.answer(null);
-    c.answer(null);
-  }
-  await Promise.all([...reads, ...more]);
-});
-
-Deno.test("select_echo: --no-fair turns the fair turns off", () => {
-  const on = parseOptions([]);
-  const off = parseOptions(["--no-fair"]);
-  assert.ok(typeof on === "object" && typeof off === "object");
-  assert.equal(on.fair, true);
-  assert.equal(off.fair, false);
 });
