@@ -43,7 +43,10 @@ while True:
                 if not data:
                     drop(sock)
                     continue
-                sent = sock.send(data) if not pending[sock] else 0
+                try:
+                    sent = sock.send(data) if not pending[sock] else 0
+                except BlockingIOError:
+                    sent = 0  # the send buffer is full: keep it all for later
                 pending[sock] += data[sent:]
         except BlockingIOError:
             pass
