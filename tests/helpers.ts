@@ -181,6 +181,11 @@ export interface Options {
   command?: string[];
 }
 
+/** The locale a test asks for (LC_ALL, else LANG), else C: English. */
+function locale(env: Record<string, string> = {}): string {
+  return env.LC_ALL || env.LANG || "C";
+}
+
 /** A running script. Dispose it (await using) to be sure it is gone. */
 export class Child implements AsyncDisposable {
   readonly process: Deno.ChildProcess;
@@ -199,8 +204,16 @@ export class Child implements AsyncDisposable {
       stdout: "piped",
       stderr: "piped",
       // No colours in output the tests compare; no update check, whose
-      // background file reads race with tests that limit descriptors.
-      env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", ...options.env },
+      // background file reads race with tests that limit descriptors. The
+      // scripts speak the locale's language: English unless a test asks
+      // for another (LC_ALL too, or a French developer's LC_ALL would win).
+      env: {
+        NO_COLOR: "1",
+        DENO_NO_UPDATE_CHECK: "1",
+        LANG: locale(options.env),
+        LC_ALL: locale(options.env),
+        ...options.env,
+      },
     }).spawn();
     this.stdout = new LineCollector(this.process.stdout);
     this.stderr = new LineCollector(this.process.stderr);
