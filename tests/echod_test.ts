@@ -770,21 +770,25 @@ Deno.test("echod: --max-clients: a client over the limit is closed at once and l
 });
 
 Deno.test("echod: --idle-timeout: a silent client is closed and logged; a talking one stays", async () => {
-  await using server = await startServer(SCRIPT, ["--idle-timeout", "0.5"]);
+  // The talking client's pauses (100 ms and an echo) stay far under the
+  // timeout even on a loaded machine: 2 s is 20 times the pause.
+  await using server = await startServer(SCRIPT, ["--idle-timeout", "2"]);
   const silent = await connect(IPV4, server.port);
   const talking = await connect(IPV4, server.port);
   try {
     assert.deepEqual(await echoRoundTrip(silent, utf8("hi")), utf8("hi"));
-    const closed = readToEnd(silent);
-    // The talking client sends every 100 ms for 1.5 s: three timeouts.
-    for (let i = 0; i < 15; i++) {
+    let silentClosed = false;
+    const closed = readToEnd(silent).finally(() => silentClosed = true);
+    // The talking client sends every 100 ms until the silent one is closed,
+    // then once more: it outlived a whole timeout. Bounded.
+    for (let i = 0; i < 200 && !silentClosed; i++) {
       assert.deepEqual(await echoRoundTrip(talking, utf8(".")), utf8("."));
       await sleep(100);
     }
     assert.deepEqual(await closed, new Uint8Array(0));
     await server.stdout.waitFor(
       new RegExp(
-        `^echod: 127\\.0\\.0\\.1:${silent.localAddr.port} timed out \\(silent for 0\\.5 s\\) after 2 bytes echoed$`,
+        `^echod: 127\\.0\\.0\\.1:${silent.localAddr.port} timed out \\(silent for 2 s\\) after 2 bytes echoed$`,
       ),
     );
     assert.deepEqual(await echoRoundTrip(talking, utf8("!")), utf8("!"));
