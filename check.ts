@@ -2233,6 +2233,21 @@ async function main(args: string[]): Promise<number> {
         `--run lance votre commande : il faut --allow-run (${RUN_LINE} …)`,
       ));
     }
+    // One prompt for the whole network, up front: left to the checks, Deno
+    // would ask again for each address and API (TCP, then UDP).
+    const net = { name: "net" } as const;
+    if (
+      Deno.permissions.querySync(net).state !== "granted" &&
+      Deno.permissions.requestSync(net).state !== "granted"
+    ) {
+      console.error(
+        prefix() + tr(
+          `Network permission missing: run it as: ${RUN_LINE} …`,
+          `Permission réseau manquante ; lancez-le ainsi : ${RUN_LINE} …`,
+        ),
+      );
+      return 2;
+    }
     if (options.targets !== null) {
       let body: string;
       try {

@@ -28,12 +28,15 @@ import {
   Child,
   copyAlone,
   type Finished,
+  ptyMissing,
   ROOT_DIR,
   runScript,
   type Server,
   startServer,
   taskFlags,
   utf8,
+  WAIT_MS,
+  within,
 } from "./helpers.ts";
 
 /** check.ts's UsageError (its common fence's class is not exported). */
@@ -955,3 +958,78 @@ Deno.test("check.ts: its shebang and @run line grant what its deno.json task gra
   assert.equal(source.split("\n")[0], `#!/usr/bin/env -S deno run ${flags}`);
   assert.match(source, new RegExp(` \\* @run deno run ${flags} check\\.ts\\n`));
 });
+
+// ---------------------------------------------------------------------------
+// Permissions: one prompt for the network, whatever the checks reach
+
+for (const yes of [true, false]) {
+  Deno.test({
+    name: `udp-echo without -N on a terminal: one prompt; ${
+      yes ? "yes: the checks run" : "no: one line, exit 2"
+    }${ptyMissing ? ` (ignored: ${ptyMissing})` : ""}`,
+    ignore: ptyMissing !== "",
+    async fn() {
+      await using server = await startServer("udp_echo.ts", ["--quiet"]);
+      const flags = taskFlags("check.ts").filter((f) => f !== "-N");
+      const command = [
+        "exec",
+        Deno.execPath(),
+        "run",
+        ...flags,
+        `${ROOT_DIR}check.ts`,
+        "udp-echo",
+        "--step",
+        "1.4",
+        "--port",
+        String(server.port),
+      ].join(" ");
+      const child = new Deno.Command("script", {
+        args: ["-qfec", command, "/dev/null"],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "null",
+        env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", LANG: "C" },
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      let screen = "";
+      const reading = (async () => {
+        for await (
+          const chunk of child.stdout.pipeThrough(new TextDecoderStream())
+        ) {
+          screen += chunk;
+        }
+      })();
+      try {
+        // Deno discards what was typed before its prompt reads: type the
+        // answer until Deno confirms it (bounded).
+        for (let i = 0; i < 150 && !/Granted|Denied/.test(screen); i++) {
+          if (/Allow\?/.test(screen)) {
+            await writer.write(utf8(yes ? "y\n" : "n\n"));
+          }
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        assert.match(screen, /Granted|Denied/, screen);
+        const status = await within(child.status, "check.ts to end", WAIT_MS);
+        await reading;
+        assert.equal(screen.match(/Deno requests/g)?.length, 1, screen);
+        if (yes) {
+          assert.equal(status.code, 0, screen);
+          assert.match(screen, /step 1\.4: 4 of 4 required checks passed/);
+        } else {
+          assert.equal(status.code, 2, screen);
+          assert.match(
+            screen,
+            /\r\ncheck: Network permission missing: run it as: deno run -N .*check\.ts …\r\n$/,
+          );
+        }
+      } finally {
+        await writer.close().catch(() => {});
+        try {
+          child.kill("SIGKILL");
+        } catch { /* already gone */ }
+        await child.status;
+        await reading.catch(() => {});
+      }
+    },
+  });
+}
