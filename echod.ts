@@ -359,6 +359,19 @@ function nextTurn(): Promise<void> {
 // all of them are parked at once, and the next sweep comes sooner,
 // QUIET_SWEEP_MS, so that a crowd of clients that each spoke once and went
 // silent is through the queue in moments, not seconds.
+//
+// A parked read that ends has spent tokio's budget like any other: when a
+// crowd of parked clients speaks at once (10,000 clients that each said
+// hello, then all start talking), thousands of reads complete outside the
+// slots, and our READ_SLOTS reads (and their writes) fill the budget before
+// them. They were served a few thousand a second, for seconds, while the
+// queue went round many times (busiest/slowest 5 to 35), and slot reads put
+// off behind them were parked as silent, which made more of them. So a
+// parked read that ends takes a slot (a free one, or the next one given
+// back), and the slots taken stay out while parked reads keep ending: they
+// come back at the first sweep that saw none end. While parked clients wake
+// up, fewer of ours wait in Deno (down to READ_SLOTS / 8, so that the queue
+// always moves), and theirs drain first.
 // When nobody waits, taking and giving back a slot is two counters, and no
 // timer runs.
 
@@ -403,9 +416,17 @@ export class FairTurns {
   /** Reads that ended in their slot since the last sweep. */
   #ended = 0;
   readonly #quietSweepMs: number;
+  /** Slots taken by parked reads that ended, and slots still owed to them
+   * (taken from the next reads to end); at most #lendable in all. */
+  #lent = 0;
+  #owed = 0;
+  readonly #lendable: number;
+  /** Parked reads that ended since the last sweep. */
+  #woke = 0;
 
   constructor(slots: number, sweepMs: number, quietSweepMs = sweepMs) {
     this.#free = slots;
+    this.#lendable = slots - Math.ceil(slots / 8);
     this.#sweepMs = sweepMs;
     this.#quietSweepMs = quietSweepMs;
   }
@@ -418,6 +439,11 @@ export class FairTurns {
   /** Reads holding a slot now (parked ones do not). */
   get holding(): number {
     return this.#heldNow + this.#heldBefore;
+  }
+
+  /** Slots taken or owed by parked reads that ended. */
+  get lent(): number {
+    return this.#lent + this.#owed;
   }
 
   /** conn.read(buffer), in turn. `talking`: the client has sent something
@@ -455,12 +481,29 @@ export class FairTurns {
 
   /** A read that took its slot in `epoch` has ended. */
   #release(epoch: number): void {
-    // A parked read has no slot left to hand over.
-    if (epoch < this.#parkedBelow) return;
+    // A parked read has no slot left to hand over: it takes one instead.
+    if (epoch < this.#parkedBelow) {
+      this.#lend();
+      return;
+    }
     this.#ended++;
     if (epoch === this.#epoch) this.#heldNow--;
     else this.#heldBefore--;
     this.#handOver(1);
+  }
+
+  /** A parked read has ended (see above): it takes a slot. Only while
+   * sweeping, so that a sweep always comes to give it back. */
+  #lend(): void {
+    if (this.#timer === undefined) return;
+    this.#woke++;
+    if (this.#lent + this.#owed >= this.#lendable) return;
+    if (this.#free > 0) {
+      this.#free--;
+      this.#lent++;
+    } else {
+      this.#owed++;
+    }
   }
 
   /** Queues the caller; resolves once a slot has been handed to it. */
@@ -477,9 +520,13 @@ export class FairTurns {
     return new Promise((resolve) => this.#queue.push(resolve));
   }
 
-  /** Gives `slots` slots to the first clients in the queue; any left over
-   * are free. */
+  /** Gives `slots` slots to the first clients in the queue, once the slots
+   * owed to parked reads are paid; any left over are free. */
   #handOver(slots: number): void {
+    const repaid = Math.min(slots, this.#owed);
+    this.#owed -= repaid;
+    this.#lent += repaid;
+    slots -= repaid;
     const queue = this.#queue;
     while (slots > 0 && this.#head < queue.length) {
       const wake = queue[this.#head++];
@@ -504,8 +551,10 @@ export class FairTurns {
 
   /** Parks every read that started before the last sweep (or before the
    * queue formed), and hands its slot to a waiting client; when no read
-   * ended since the last sweep, parks every read holding a slot. Runs from
-   * its timer while the queue is not empty; a test may call it. */
+   * ended since the last sweep, parks every read holding a slot. Gives back
+   * the slots lent to parked reads once none ended since the last sweep, or
+   * when the queue is empty. Runs from its timer while the queue is not
+   * empty; a test may call it. */
   sweep(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -523,9 +572,20 @@ export class FairTurns {
     this.#heldBefore = this.#heldNow;
     this.#heldNow = 0;
     this.#epoch++;
+    if (this.#woke === 0) {
+      parked += this.#lent;
+      this.#lent = 0;
+      this.#owed = 0;
+    }
+    this.#woke = 0;
     this.#handOver(parked);
     if (this.waiting > 0) {
       this.#schedule(quiet ? this.#quietSweepMs : this.#sweepMs);
+    } else {
+      // No sweep will come: every slot lent is free again.
+      this.#free += this.#lent;
+      this.#lent = 0;
+      this.#owed = 0;
     }
   }
 }
