@@ -142,6 +142,8 @@ const SERVERS: ServerDef[] = [
   { name: "go_udp.go", kind: "udp", runtime: "go", file: `${PEERS}go_udp.go`, args: ["0"] },
   { name: "deno_plain_echo.ts", kind: "concurrent", runtime: "deno", file: `${PEERS}deno_plain_echo.ts`, args: ["0"], flags: ["-N"], scenarios: PLAIN_SCENARIOS },
   { name: "c_epoll_echo.c", kind: "concurrent", runtime: "c", file: `${PEERS}c_epoll_echo.c`, args: ["0"] },
+  { name: "idle_floor.ts read", kind: "concurrent", runtime: "deno", file: "bench/repro/idle_floor.ts", args: ["read"], flags: ["-N"], scenarios: ["idle"] },
+  { name: "idle_floor.ts hold", kind: "concurrent", runtime: "deno", file: "bench/repro/idle_floor.ts", args: ["hold"], flags: ["-N"], scenarios: ["idle"] },
 ];
 
 /** One column of a scenario's table: a value taken from each run's
@@ -378,7 +380,11 @@ function scenarioDefs(idleConns: number): ScenarioDef[] {
       freshServer: true,
       noVerdict: true,
       note: "RSS (VmRSS) delta after each connection did one 8 B echo; " +
-        "kernel socket buffers are not in RSS.",
+        "kernel socket buffers are not in RSS. Deno's own floor: " +
+        "idle_floor.ts read is the plainest Deno echo loop (one read " +
+        "pending per idle connection, 128 B buffers from a slab), " +
+        "idle_floor.ts hold keeps the connection with no read pending " +
+        "(Deno's TcpConn and resource alone).",
     },
   ];
 }
