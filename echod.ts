@@ -401,8 +401,9 @@ export class FairTurns {
   enabled = true;
   #free: number;
   readonly #sweepMs: number;
-  /** Clients waiting for a slot, first come first served: how to wake each.
-   * Served from #head; the array is compacted as it is used up. */
+  /** Clients waiting for a slot, first come first served: how to start
+   * each one's read. Served from #head; the array is compacted as it is used
+   * up. */
   #queue: (() => void)[] = [];
   #head = 0;
   /** Sweeps and starts of sweeping so far; a read remembers the one it
@@ -463,7 +464,7 @@ export class FairTurns {
       this.#free--;
       return this.#readWithSlot(conn, buffer);
     }
-    return this.#waitForSlot().then(() => this.#readWithSlot(conn, buffer));
+    return this.#waitForSlot(conn, buffer);
   }
 
   /** conn.read(buffer) in the slot just taken, given back when the read
@@ -515,8 +516,12 @@ export class FairTurns {
     }
   }
 
-  /** Queues the caller; resolves once a slot has been handed to it. */
-  #waitForSlot(): Promise<void> {
+  /** Queues the caller; its read starts as soon as a slot is handed to it
+   * (there, not a promise reaction later: one promise less per message). */
+  #waitForSlot(
+    conn: FairConn,
+    buffer: Uint8Array,
+  ): Promise<number | null> {
     if (this.#timer === undefined) {
       // Sweeping starts: reads from now on are a new epoch, so that the
       // first sweep parks only reads that have waited all of SWEEP_MS.
@@ -526,7 +531,11 @@ export class FairTurns {
       this.#ended = 0;
       this.#schedule(this.#sweepMs);
     }
-    return new Promise((resolve) => this.#queue.push(resolve));
+    return new Promise((resolve, reject) =>
+      this.#queue.push(() =>
+        this.#readWithSlot(conn, buffer).then(resolve, reject)
+      )
+    );
   }
 
   /** Gives `slots` slots to the first clients in the queue, once the slots
