@@ -186,8 +186,10 @@ async function serveClient(conn: Deno.TcpConn): Promise<void> {
       if (n === null) break; // the client closed (or half-closed): done
       heardFrom(conn);
       // Awaiting the write bounds memory: a client that never reads stops
-      // being read from, and only it waits.
-      await writeAll(conn, buffer.subarray(0, n));
+      // being read from, and only it waits. (writeAll() only for the rest of
+      // a partial write: one async call less per message.)
+      const written = await conn.write(buffer.subarray(0, n));
+      if (written < n) await writeAll(conn, buffer.subarray(written, n));
       echoed += n;
       // A bulk client borrows a large buffer after two full small reads in
       // a row (a client that sent exactly 128 bytes and went quiet would
@@ -359,6 +361,19 @@ function nextTurn(): Promise<void> {
 // all of them are parked at once, and the next sweep comes sooner,
 // QUIET_SWEEP_MS, so that a crowd of clients that each spoke once and went
 // silent is through the queue in moments, not seconds.
+//
+// A parked read that ends has spent tokio's budget like any other: when a
+// crowd of parked clients speaks at once (10,000 clients that each said
+// hello, then all start talking), thousands of reads complete outside the
+// slots, and our READ_SLOTS reads (and their writes) fill the budget before
+// them. They were served a few thousand a second, for seconds, while the
+// queue went round many times (busiest/slowest 5 to 35), and slot reads put
+// off behind them were parked as silent, which made more of them. So a
+// parked read that ends takes a slot (a free one, or the next one given
+// back), and the slots taken stay out while parked reads keep ending: they
+// come back at the first sweep that saw none end. While parked clients wake
+// up, fewer of ours wait in Deno (down to READ_SLOTS / 8, so that the queue
+// always moves), and theirs drain first.
 // When nobody waits, taking and giving back a slot is two counters, and no
 // timer runs.
 
@@ -386,8 +401,9 @@ export class FairTurns {
   enabled = true;
   #free: number;
   readonly #sweepMs: number;
-  /** Clients waiting for a slot, first come first served: how to wake each.
-   * Served from #head; the array is compacted as it is used up. */
+  /** Clients waiting for a slot, first come first served: how to start
+   * each one's read. Served from #head; the array is compacted as it is used
+   * up. */
   #queue: (() => void)[] = [];
   #head = 0;
   /** Sweeps and starts of sweeping so far; a read remembers the one it
@@ -399,13 +415,24 @@ export class FairTurns {
   #heldNow = 0;
   #heldBefore = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** What gives back a slot taken in #releaseEpoch. */
+  #releaseEpoch = 0;
+  #releaseIt = () => this.#release(0);
 
   /** Reads that ended in their slot since the last sweep. */
   #ended = 0;
   readonly #quietSweepMs: number;
+  /** Slots taken by parked reads that ended, and slots still owed to them
+   * (taken from the next reads to end); at most #lendable in all. */
+  #lent = 0;
+  #owed = 0;
+  readonly #lendable: number;
+  /** Parked reads that ended since the last sweep. */
+  #woke = 0;
 
   constructor(slots: number, sweepMs: number, quietSweepMs = sweepMs) {
     this.#free = slots;
+    this.#lendable = slots - Math.ceil(slots / 8);
     this.#sweepMs = sweepMs;
     this.#quietSweepMs = quietSweepMs;
   }
@@ -420,6 +447,11 @@ export class FairTurns {
     return this.#heldNow + this.#heldBefore;
   }
 
+  /** Slots taken or owed by parked reads that ended. */
+  get lent(): number {
+    return this.#lent + this.#owed;
+  }
+
   /** conn.read(buffer), in turn. `talking`: the client has sent something
    * before; a new one reads without a slot, since it may never speak. */
   read(
@@ -432,7 +464,7 @@ export class FairTurns {
       this.#free--;
       return this.#readWithSlot(conn, buffer);
     }
-    return this.#waitForSlot().then(() => this.#readWithSlot(conn, buffer));
+    return this.#waitForSlot(conn, buffer);
   }
 
   /** conn.read(buffer) in the slot just taken, given back when the read
@@ -440,31 +472,56 @@ export class FairTurns {
    * function around the read: a silent client's read may wait for hours,
    * and a callback costs less memory to keep waiting than a suspended
    * function. (So a read must fail through its promise, as Deno's do, never
-   * by throwing: its slot would never come back.) */
+   * by throwing: its slot would never come back.) The callback only needs
+   * the epoch, so reads of one epoch share one. */
   #readWithSlot(
     conn: FairConn,
     buffer: Uint8Array,
   ): Promise<number | null> {
-    const epoch = this.#epoch;
+    if (this.#releaseEpoch !== this.#epoch) {
+      const epoch = this.#releaseEpoch = this.#epoch;
+      this.#releaseIt = () => this.#release(epoch);
+    }
     this.#heldNow++;
     const read = conn.read(buffer);
-    const release = () => this.#release(epoch);
-    read.then(release, release); // the caller handles the read's failure
+    // The caller handles the read's failure.
+    read.then(this.#releaseIt, this.#releaseIt);
     return read;
   }
 
   /** A read that took its slot in `epoch` has ended. */
   #release(epoch: number): void {
-    // A parked read has no slot left to hand over.
-    if (epoch < this.#parkedBelow) return;
+    // A parked read has no slot left to hand over: it takes one instead.
+    if (epoch < this.#parkedBelow) {
+      this.#lend();
+      return;
+    }
     this.#ended++;
     if (epoch === this.#epoch) this.#heldNow--;
     else this.#heldBefore--;
     this.#handOver(1);
   }
 
-  /** Queues the caller; resolves once a slot has been handed to it. */
-  #waitForSlot(): Promise<void> {
+  /** A parked read has ended (see above): it takes a slot. Only while
+   * sweeping, so that a sweep always comes to give it back. */
+  #lend(): void {
+    if (this.#timer === undefined) return;
+    this.#woke++;
+    if (this.#lent + this.#owed >= this.#lendable) return;
+    if (this.#free > 0) {
+      this.#free--;
+      this.#lent++;
+    } else {
+      this.#owed++;
+    }
+  }
+
+  /** Queues the caller; its read starts as soon as a slot is handed to it
+   * (there, not a promise reaction later: one promise less per message). */
+  #waitForSlot(
+    conn: FairConn,
+    buffer: Uint8Array,
+  ): Promise<number | null> {
     if (this.#timer === undefined) {
       // Sweeping starts: reads from now on are a new epoch, so that the
       // first sweep parks only reads that have waited all of SWEEP_MS.
@@ -474,12 +531,20 @@ export class FairTurns {
       this.#ended = 0;
       this.#schedule(this.#sweepMs);
     }
-    return new Promise((resolve) => this.#queue.push(resolve));
+    return new Promise((resolve, reject) =>
+      this.#queue.push(() =>
+        this.#readWithSlot(conn, buffer).then(resolve, reject)
+      )
+    );
   }
 
-  /** Gives `slots` slots to the first clients in the queue; any left over
-   * are free. */
+  /** Gives `slots` slots to the first clients in the queue, once the slots
+   * owed to parked reads are paid; any left over are free. */
   #handOver(slots: number): void {
+    const repaid = Math.min(slots, this.#owed);
+    this.#owed -= repaid;
+    this.#lent += repaid;
+    slots -= repaid;
     const queue = this.#queue;
     while (slots > 0 && this.#head < queue.length) {
       const wake = queue[this.#head++];
@@ -504,8 +569,10 @@ export class FairTurns {
 
   /** Parks every read that started before the last sweep (or before the
    * queue formed), and hands its slot to a waiting client; when no read
-   * ended since the last sweep, parks every read holding a slot. Runs from
-   * its timer while the queue is not empty; a test may call it. */
+   * ended since the last sweep, parks every read holding a slot. Gives back
+   * the slots lent to parked reads once none ended since the last sweep, or
+   * when the queue is empty. Runs from its timer while the queue is not
+   * empty; a test may call it. */
   sweep(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -523,9 +590,20 @@ export class FairTurns {
     this.#heldBefore = this.#heldNow;
     this.#heldNow = 0;
     this.#epoch++;
+    if (this.#woke === 0) {
+      parked += this.#lent;
+      this.#lent = 0;
+      this.#owed = 0;
+    }
+    this.#woke = 0;
     this.#handOver(parked);
     if (this.waiting > 0) {
       this.#schedule(quiet ? this.#quietSweepMs : this.#sweepMs);
+    } else {
+      // No sweep will come: every slot lent is free again.
+      this.#free += this.#lent;
+      this.#lent = 0;
+      this.#owed = 0;
     }
   }
 }

@@ -1683,6 +1683,75 @@ Deno.test("echod.FairTurns: a sweep that saw no read end parks every holder", as
   turns.sweep();
 });
 
+Deno.test("echod.FairTurns: a parked read that ends takes a slot (the next one given back, or a free one) until a sweep sees none end", async () => {
+  const turns = new FairTurns(2, NEVER_MS);
+  const conns = ["s1", "s2", "q1", "q2", "q3"].map((n) => new StandIn(n));
+  const [s1, s2, q1, q2, q3] = conns;
+  const reads = conns.map((c) => turns.read(c, buffer, true));
+  await settle();
+  assert.deepEqual(pending(conns), ["s1", "s2"]);
+  turns.sweep(); // s1 and s2 waited since the queue formed: parked
+  await settle();
+  assert.deepEqual(pending(conns), ["s1", "s2", "q1", "q2"]);
+  assert.equal(turns.waiting, 1);
+  s1.answer(); // a parked client talks again: its read took tokio's budget
+  await settle();
+  assert.equal(turns.lent, 1);
+  q1.answer(); // its slot pays the parked read's debt: q3 still waits
+  await settle();
+  assert.deepEqual(pending(conns), ["s2", "q2"]);
+  assert.equal(turns.waiting, 1);
+  assert.equal(turns.holding, 1);
+  turns.sweep(); // a parked read ended since the last sweep: still lent
+  await settle();
+  assert.deepEqual(pending(conns), ["s2", "q2"]);
+  assert.equal(turns.lent, 1);
+  turns.sweep(); // none since: the slot comes back, to the first in the queue
+  await settle();
+  assert.deepEqual(pending(conns), ["s2", "q2", "q3"]);
+  assert.equal(turns.lent, 0);
+  assert.equal(turns.waiting, 0);
+  turns.sweep(); // nobody waits: sweeping stops
+  s2.answer(); // no sweep would come to give a slot back: it takes none
+  await settle();
+  assert.equal(turns.lent, 0);
+  for (const conn of [q2, q3]) conn.answer(null);
+  await Promise.all(reads);
+  assert.equal(turns.holding, 0);
+
+  // Between sweeps, with a slot free, a parked read takes the free one.
+  const more = ["a", "b", "c", "d", "g"].map((n) => new StandIn(n));
+  const [a, b, c, d, g] = more;
+  const moreReads = more.map((conn) => turns.read(conn, buffer, true));
+  await settle();
+  turns.sweep(); // a and b parked, c and d served, g waits
+  await settle();
+  c.answer(null); // c leaves: g is served, the queue is empty
+  d.answer(null); // d leaves: a slot is free
+  await settle();
+  assert.deepEqual(pending(more), ["a", "b", "g"]);
+  assert.equal(turns.waiting, 0);
+  a.answer(null); // parked: takes the free slot
+  await settle();
+  assert.equal(turns.lent, 1);
+  const e = new StandIn("e");
+  const eRead = turns.read(e, buffer, true); // no slot free: waits
+  await settle();
+  assert.deepEqual(pending([e]), []);
+  assert.equal(turns.waiting, 1);
+  b.answer(null); // parked too, but one slot at least stays ours (2 / 8)
+  await settle();
+  assert.equal(turns.lent, 1);
+  turns.sweep();
+  turns.sweep();
+  await settle();
+  assert.deepEqual(pending([e]), ["e"]);
+  for (const conn of [g, e]) conn.answer(null);
+  await Promise.all([...moreReads, eRead]);
+  assert.equal(turns.holding, 0);
+  turns.sweep();
+});
+
 Deno.test("echod.FairTurns: new clients and --no-fair read straight away", async () => {
   const turns = new FairTurns(1, NEVER_MS);
   const conns = ["a", "b", "c"].map((n) => new StandIn(n));
