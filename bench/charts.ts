@@ -58,7 +58,7 @@ const COLOURS: Record<string, string> = {
   "uvloop_echo.py": "#c5b0d5",
   "echod.ts": "#17375e",
   "echod.ts --udp-only": "#17375e",
-  "select_echo.ts --no-fair": "#9ecae1",
+  "echod.ts --no-fair": "#9ecae1",
   "c_epoll_echo.c": "#000000",
   "idle_floor.ts read": "#e377c2",
   "idle_floor.ts hold": "#f7b6d2",

@@ -114,8 +114,8 @@ const PEERS = "bench/peers/";
 const KNEE_CONNS = [100, 128, 160, 256, 2000, 10_000];
 const KNEE_SERVERS = [
   "select_echo.ts",
-  "select_echo.ts --no-fair",
   "echod.ts",
+  "echod.ts --no-fair",
   "worker_echo.ts",
   "node_net.mjs",
   "deno_plain_echo.ts",
@@ -128,10 +128,10 @@ const PLAIN_SCENARIOS = [50, 500, ...KNEE_CONNS].map((n) => `pingpong-${n}x64`);
 const SERVERS: ServerDef[] = [
   { name: "tcp_echo.ts", kind: "sequential", runtime: "deno", file: "tcp_echo.ts", args: OURS },
   { name: "select_echo.ts", kind: "concurrent", runtime: "deno", file: "select_echo.ts", args: OURS },
-  { name: "select_echo.ts --no-fair", kind: "concurrent", runtime: "deno", file: "select_echo.ts", args: [...OURS, "--no-fair"], scenarios: PLAIN_SCENARIOS },
   { name: "worker_echo.ts", kind: "concurrent", runtime: "deno", file: "worker_echo.ts", args: OURS },
   { name: "udp_echo.ts", kind: "udp", runtime: "deno", file: "udp_echo.ts", args: OURS },
   { name: "echod.ts", kind: "concurrent", runtime: "deno", file: "echod.ts", args: OURS },
+  { name: "echod.ts --no-fair", kind: "concurrent", runtime: "deno", file: "echod.ts", args: [...OURS, "--no-fair"], scenarios: PLAIN_SCENARIOS },
   { name: "echod.ts --udp-only", kind: "udp", runtime: "deno", file: "echod.ts", args: [...OURS, "--udp-only"] },
   { name: "sheet_tcp_sequential.py", kind: "sequential", runtime: "python", file: `${PEERS}sheet_tcp_sequential.py`, args: ["0"] },
   { name: "sheet_tcp_select.py", kind: "concurrent", runtime: "python", file: `${PEERS}sheet_tcp_select.py`, args: ["0"] },
@@ -238,9 +238,11 @@ function kneeScenario(conns: number): ScenarioDef {
     reference: "node_net.mjs",
     servers: KNEE_SERVERS,
     fullOnly: true,
-    note: "deno_plain_echo.ts is the plain `for (;;) { read; write }` Deno " +
-      "echo, without the fairness fix of select_echo.ts and worker_echo.ts; " +
-      "select_echo.ts --no-fair is select_echo.ts with its fair turns off; " +
+    note: "select_echo.ts and worker_echo.ts are the lessons: each event " +
+      "loop a plain read/write loop, as the sheet's select(); " +
+      "deno_plain_echo.ts is the plainest `for (;;) { read; write }` Deno " +
+      "echo; echod.ts has the fair turns, echod.ts --no-fair is echod.ts " +
+      "with them off; " +
       "c_epoll_echo.c is one C epoll loop (the floor, and the check that " +
       "the generator is fair)." +
       (conns >= SETTLE_CONNS
