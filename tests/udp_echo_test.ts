@@ -10,7 +10,6 @@
 import assert from "node:assert/strict";
 import {
   awkwardBytes,
-  closeQuietly,
   copyAlone,
   escapeRegExp,
   type Family,
@@ -31,6 +30,14 @@ import {
   within,
 } from "./helpers.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
+import {
+  bindUdp,
+  localPort,
+  receiveOne,
+  serverAddr,
+  udpRoundTrip,
+  udpSocket,
+} from "./udp.ts";
 import { dirname } from "node:path";
 import { loopGuard, parseOptions } from "../udp_echo.ts";
 
@@ -418,68 +425,6 @@ Deno.test("client.ts --udp talks to it", async () => {
   const stopped = await server.stop();
   assert.match(stopped.stdout, /: 2 datagrams, 18 bytes echoed, 0 dropped$/m);
 });
-
-// ---------------------------------------------------------------------------
-// candidates for helpers.ts
-
-/** A UDP socket on the family's loopback address, port 0 unless given,
- * closed by `using` (Deno's DatagramConn is not Disposable). */
-function udpSocket(family: Family, port = 0): Deno.DatagramConn & Disposable {
-  return bindUdp(family.host, port);
-}
-
-function bindUdp(
-  hostname: string,
-  port: number,
-): Deno.DatagramConn & Disposable {
-  const socket = Deno.listenDatagram({ hostname, port, transport: "udp" });
-  return Object.assign(socket, {
-    [Symbol.dispose]: () => closeQuietly(socket),
-  });
-}
-
-function serverAddr(family: Family, port: number): Deno.NetAddr {
-  return { transport: "udp", hostname: family.host, port };
-}
-
-function localPort(socket: Deno.DatagramConn): number {
-  return (socket.addr as Deno.NetAddr).port;
-}
-
-/** Receives one datagram into a buffer bigger than any (so a cut reply
- * shows as a short one); a copy, since Deno returns a view of the buffer. */
-async function receiveOne(
-  socket: Deno.DatagramConn,
-): Promise<[Uint8Array, Deno.NetAddr]> {
-  try {
-    const [data, from] = await socket.receive(new Uint8Array(65536 + 1));
-    return [data.slice(), from as Deno.NetAddr];
-  } catch (err) {
-    // Closed at the end of a test that showed no reply came.
-    if (err instanceof Deno.errors.Interrupted) return new Promise(() => {});
-    throw err;
-  }
-}
-
-/** Sends `payload` and waits for one reply, sending again up to `tries`
- * times (datagrams may be lost under load); each wait is bounded. On
- * failure, closes the socket so no receive stays pending. */
-async function udpRoundTrip(
-  socket: Deno.DatagramConn,
-  family: Family,
-  port: number,
-  payload: Uint8Array,
-  tries = 1,
-): Promise<[Uint8Array, Deno.NetAddr]> {
-  const reply = receiveOne(socket);
-  const waitMs = tries === 1 ? WAIT_MS : 1000;
-  for (let i = 0; i < tries; i++) {
-    await socket.send(payload, serverAddr(family, port));
-    if (!(await stillPending(reply, waitMs))) return await reply;
-  }
-  closeQuietly(socket);
-  throw new Error(`No echo after ${tries} tries of ${waitMs} ms`);
-}
 
 // ---------------------------------------------------------------------------
 // The pure pieces, in-process (fast)

@@ -6,7 +6,6 @@
 
 import assert from "node:assert/strict";
 import {
-  closeQuietly,
   connect,
   copyAlone,
   echoRoundTrip,
@@ -23,7 +22,6 @@ import {
   startServer,
   taskFlags,
   testBothFamilies,
-  text,
   utf8,
   within,
 } from "./helpers.ts";
@@ -35,6 +33,11 @@ import {
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
 import { testLessonLanguages } from "./lesson_lang.ts";
 import { testNoDelay } from "./sockopt.ts";
+import {
+  destroyListeners,
+  destroyListenersMissing,
+  listenersOn,
+} from "./proc.ts";
 
 const SCRIPT = "worker_echo.ts";
 const RUN_LINE =
@@ -386,76 +389,6 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       for (const conn of conns) conn.close();
     }
   });
-}
-
-// ---------------------------------------------------------------------------
-// candidates for helpers.ts
-
-/** How many TCP sockets listen on `port` and belong to process `pid`
- * (Linux /proc): one per thread here. */
-function listenersOn(port: number, pid: number): number {
-  const inodes = new Set<string>();
-  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
-    try {
-      const target = Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`);
-      const inode = target.match(/^socket:\[(\d+)\]$/)?.[1];
-      if (inode) inodes.add(inode);
-    } catch {
-      // Closed while we looked.
-    }
-  }
-  let count = 0;
-  for (const table of ["tcp", "tcp6"]) {
-    const rows = Deno.readTextFileSync(`/proc/net/${table}`).split("\n");
-    for (const row of rows.slice(1)) {
-      const f = row.trim().split(/\s+/);
-      if (f.length < 10) continue;
-      const localPort = parseInt(f[1].split(":")[1], 16);
-      if (f[3] === "0A" && localPort === port && inodes.has(f[9])) count++;
-    }
-  }
-  return count;
-}
-
-/** Destroys the listening TCP sockets on `port` (SOCK_DESTROY, as an
- * administrator's `ss -K` does): accept() on them then fails with EINVAL.
- * The port must be one a test's own server holds. */
-async function destroyListeners(port: number): Promise<void> {
-  assert.ok(Number.isInteger(port) && port > 1024, `bad port ${port}`);
-  const out = await new Deno.Command("ss", {
-    args: ["-K", "-t", "-l", "-n", `sport = :${port}`],
-  }).output();
-  assert.ok(out.success, text(out.stderr));
-}
-
-/** Why destroyListeners() cannot work here (no ss, no CAP_NET_ADMIN, a
- * kernel without CONFIG_INET_DIAG_DESTROY), or "" when it can: tried on a
- * listener of our own. */
-async function destroyListenersMissing(): Promise<string> {
-  if (Deno.build.os !== "linux") return "ss -K needs Linux";
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  try {
-    await destroyListeners(listener.addr.port);
-  } catch (err) {
-    listener.close();
-    return `ss -K fails: ${(err as Error).message.split("\n")[0]}`;
-  }
-  const accepted = listener.accept().then(
-    (conn) => {
-      conn.close();
-      return "ss -K left the listener working";
-    },
-    (err) =>
-      (err as { code?: string }).code === "EINVAL"
-        ? ""
-        : `accept failed with ${(err as Error).message}`,
-  );
-  const result = await within(accepted, "", 2000).catch(() =>
-    "ss -K did not destroy the listener (CAP_NET_ADMIN? CONFIG_INET_DIAG_DESTROY?)"
-  );
-  closeQuietly(listener);
-  await accepted;
-  return result;
 }
 
 // Pure pieces, in-process (fast). Importing the file starts nothing: the
