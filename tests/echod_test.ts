@@ -21,17 +21,11 @@ import {
   IPV4,
   IPV6,
   isLinux,
-  limitLeaving,
   patternBytes,
-  prlimitMissing,
-  readExactly,
   readToEnd,
-  resetAfterEcho,
   ROOT_DIR,
-  rssBytes,
   runScript,
   sameBytes,
-  setSoftFileLimit,
   shownAddress,
   sleep,
   startServer,
@@ -42,13 +36,20 @@ import {
   utf8,
   WAIT_MS,
   within,
-  writeAll,
 } from "./helpers.ts";
 import {
   echoProbe,
   testEchoesBytes,
   testEchoLogLines,
   testEchoSurvivesReset,
+  testInterleavedClients,
+  testOutOfDescriptors,
+  testResetBeforeAccept,
+  testSecondClientServed,
+  testShutdownSignals,
+  testSlowReader,
+  testStreamingClients,
+  testThreadedShutdown,
 } from "./echo_contract.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
 import { testNoDelay } from "./sockopt.ts";
@@ -81,6 +82,7 @@ import {
 } from "../echod.ts";
 
 const SCRIPT = "echod.ts";
+const SERVER = { script: SCRIPT, title: "echod: " };
 const RUN_LINE = "deno run -N --allow-read=echod.ts --unstable-net echod.ts";
 /** The largest UDP payload: 65535 minus the IP (IPv4 only) and UDP headers. */
 const MAX_PAYLOAD = { IPv4: 65507, IPv6: 65527 } as const;
@@ -487,89 +489,12 @@ testEchoesBytes(SCRIPT);
 
 testNoDelay(SCRIPT, { clients: 3 });
 
-testBothFamilies(
-  "echod: a second client is served while the first stays connected",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    const first = await connect(family, server.port);
-    const second = await connect(family, server.port);
-    try {
-      assert.deepEqual(await echoRoundTrip(first, utf8("1st")), utf8("1st"));
-      assert.deepEqual(await echoRoundTrip(second, utf8("2nd")), utf8("2nd"));
-      assert.deepEqual(
-        await echoRoundTrip(first, utf8("again")),
-        utf8("again"),
-      );
-    } finally {
-      first.close();
-      second.close();
-    }
-  },
-);
+testSecondClientServed(SERVER);
 
-Deno.test("echod: 300 interleaved clients each get exactly their own bytes", async () => {
-  await using server = await startServer(SCRIPT, ["--quiet"]);
-  const count = 300;
-  const chunks = 4;
-  const chunkSize = 2500; // over the idle buffer: each client switches buffers
-  const conns: Deno.TcpConn[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      conns.push(await connect(IPV4, server.port));
-    }
-    const payloads = conns.map((_, i) =>
-      patternBytes(chunks * chunkSize, i + 1)
-    );
-    const echoes = conns.map((conn, i) =>
-      readExactly(conn, payloads[i].length)
-    );
-    for (let c = 0; c < chunks; c++) {
-      for (const [i, conn] of conns.entries()) {
-        await writeAll(
-          conn,
-          payloads[i].subarray(c * chunkSize, (c + 1) * chunkSize),
-        );
-      }
-    }
-    for (const [i, echo] of (await Promise.all(echoes)).entries()) {
-      assert.ok(
-        sameBytes(echo, payloads[i]),
-        `client ${i}: ${firstDifference(echo, payloads[i])}`,
-      );
-    }
-  } finally {
-    for (const conn of conns) conn.close();
-  }
-  const done = await server.stop();
-  assert.match(
-    done.stdout,
-    new RegExp(
-      `^echod: stopped by SIGINT: ${count} clients, ${
-        count * chunks * chunkSize
-      } bytes echoed$`,
-      "m",
-    ),
-  );
-});
+// Over the idle buffer: each client switches buffers.
+testInterleavedClients(SERVER, 2500);
 
-Deno.test("echod: 32 clients streaming 4 MiB each at once (more than the large buffers) get exactly their own bytes", async () => {
-  await using server = await startServer(SCRIPT, ["--quiet"]);
-  const conns = await Promise.all(
-    Array.from({ length: 32 }, () => connect(IPV4, server.port)),
-  );
-  try {
-    await Promise.all(conns.map(async (conn, i) => {
-      const payload = patternBytes(4 * 1024 * 1024, 1000 + i);
-      const echo = await echoRoundTrip(conn, payload);
-      assert.ok(
-        sameBytes(echo, payload),
-        `client ${i}: ${firstDifference(echo, payload)}`,
-      );
-    }));
-  } finally {
-    for (const conn of conns) conn.close();
-  }
-});
+testStreamingClients(SERVER, " (more than the large buffers)");
 
 Deno.test("echod: 16 clients that sent exactly 128 bytes and went quiet hold no large buffer: a 64 MiB echo after them still reads in large buffers", async () => {
   // Each quiet client's read fills its small buffer once: with a large
@@ -608,131 +533,11 @@ Deno.test("echod: 16 clients that sent exactly 128 bytes and went quiet hold no 
 
 testEchoSurvivesReset(SCRIPT);
 
-testBothFamilies(
-  "echod: clients that reset before they are accepted do not stop the accept loop",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    // A stopped server accepts nothing: the kernel completes the
-    // handshakes and queues the clients, which then reset in the queue.
-    server.kill("SIGSTOP");
-    try {
-      for (let i = 0; i < 5; i++) {
-        await resetAfterEcho(family, server.port, null);
-      }
-    } finally {
-      server.kill("SIGCONT");
-    }
-    const next = await connect(family, server.port);
-    try {
-      assert.deepEqual(await echoRoundTrip(next, utf8("next")), utf8("next"));
-    } finally {
-      next.close();
-    }
-    assert.equal((await server.stop()).code, 0);
-    assert.doesNotMatch(server.stderr.text, /cannot accept/);
-  },
-);
+testResetBeforeAccept(SERVER);
 
-Deno.test("echod: a client that stops reading delays nobody and cannot grow the server's memory", async () => {
-  await using server = await startServer(SCRIPT, ["--quiet"]);
-  const before = rssBytes(server.pid);
-  const greedy = await connect(IPV4, server.port);
-  const chunk = patternBytes(1024 * 1024);
-  const limit = 256; // MiB we are ready to send if the server keeps taking
-  let sent = 0;
-  let pending: Promise<void> | null = null;
-  const fast: Deno.TcpConn[] = [];
-  try {
-    while (sent < limit) {
-      pending = writeAll(greedy, chunk);
-      if (await stillPending(pending, 1000)) break; // the server stopped reading
-      await pending;
-      pending = null;
-      sent++;
-    }
-    assert.ok(sent < limit, `the server accepted all ${limit} MiB unread`);
-    for (let i = 0; i < 20; i++) fast.push(await connect(IPV4, server.port));
-    for (let round = 0; round < 5; round++) {
-      await Promise.all(fast.map(async (conn, i) => {
-        const payload = utf8(`fast ${i} round ${round}`);
-        assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-      }));
-    }
-    const grown = rssBytes(server.pid) - before;
-    assert.ok(
-      grown < 32 * 1024 * 1024,
-      `server RSS grew by ${grown >> 20} MiB after ${sent} MiB unread`,
-    );
-    const done = await server.stop();
-    assert.equal(done.code, 0);
-    assert.match(done.stdout, /stopped by SIGINT: 21 clients/);
-  } finally {
-    greedy.close();
-    for (const conn of fast) conn.close();
-    await pending?.catch(() => {}); // the blocked write fails once closed
-  }
-});
+testSlowReader(SERVER);
 
-Deno.test({
-  name: prlimitMissing
-    ? `echod: out of file descriptors: stays up, backs off, serves again once some free (ignored: ${prlimitMissing})`
-    : "echod: out of file descriptors: stays up, backs off, serves again once some free",
-  ignore: prlimitMissing !== "",
-  async fn() {
-    await using server = await startServer(SCRIPT, [], {
-      env: { DENO_NO_UPDATE_CHECK: "1" },
-    });
-    // Room for exactly `room` more descriptors: `room` clients, then EMFILE.
-    const room = 4;
-    await setSoftFileLimit(server.pid, limitLeaving(server.pid, room));
-    const count = 12;
-    const conns: Deno.TcpConn[] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        conns.push(await connect(IPV4, server.port)); // queued by the kernel
-      }
-      const echoed = new Set<number>();
-      const echoes = conns.map(async (conn, i) => {
-        const payload = utf8(`client ${String(i).padStart(2, "0")}`);
-        await writeAll(conn, payload);
-        assert.deepEqual(await readExactly(conn, payload.length), payload);
-        echoed.add(i);
-      });
-      await eventually(() => echoed.size === room, `${room} clients served`);
-      await server.stderr.waitFor(
-        /^echod: cannot accept clients: Too many open files.*; retrying$/,
-      );
-      assert.ok(
-        await stillPending(Promise.all(echoes), 500),
-        "more clients served than descriptors allow",
-      );
-      assert.equal(echoed.size, room);
-      assert.equal(server.stderr.lines.length, 1, server.stderr.text);
-      const served = new Set<number>();
-      await eventually(() => {
-        for (const i of echoed) {
-          if (!served.has(i)) {
-            served.add(i);
-            conns[i].close();
-          }
-        }
-        return served.size === count;
-      }, "every queued client served as descriptors free up");
-      await Promise.all(echoes);
-      await server.stderr.waitFor(/^echod: accepting clients again$/);
-    } finally {
-      for (const conn of conns) closeQuietly(conn);
-    }
-    await setSoftFileLimit(server.pid, 1024);
-    const next = await connect(IPV4, server.port);
-    try {
-      assert.deepEqual(await echoRoundTrip(next, utf8("ok")), utf8("ok"));
-    } finally {
-      next.close();
-    }
-    assert.equal((await server.stop()).code, 0);
-  },
-});
+testOutOfDescriptors(SERVER);
 
 // ---------------------------------------------------------------------------
 // TCP: the limits, --max-clients and --idle-timeout
@@ -869,42 +674,14 @@ Deno.test("echod: --no-fair is accepted and still echoes (the fair turns off)", 
 // ---------------------------------------------------------------------------
 // Shutdown: SIGINT and SIGTERM drain and sum up
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.test(`echod: ${signal} closes every client, prints the summary with the datagrams, exits 0`, async () => {
-    await using server = await startServer(SCRIPT);
-    const conns = await Promise.all(
-      [1, 2, 3].map(() => connect(IPV4, server.port)),
-    );
-    try {
-      for (const conn of conns) {
-        assert.deepEqual(await echoRoundTrip(conn, utf8("bye")), utf8("bye"));
-      }
-      using socket = udpSocket(IPV4);
-      await udpRoundTrip(socket, IPV4, server.port, utf8("ciao"));
-      const done = await server.stop(signal);
-      assert.equal(done.code, 0);
-      assert.match(
-        done.stdout,
-        new RegExp(
-          `^echod: stopped by ${signal}: 3 clients, 9 bytes echoed, 1 datagram, 4 bytes echoed, 0 dropped$`,
-          "m",
-        ),
-      );
-      assert.equal(
-        done.stdout.match(/ was closed at shutdown after 3 bytes echoed$/gm)
-          ?.length,
-        3,
-        done.stdout,
-      );
-      for (const conn of conns) {
-        assert.deepEqual(await readToEnd(conn), new Uint8Array(0));
-      }
-      assert.equal(done.stderr, "");
-    } finally {
-      for (const conn of conns) conn.close();
-    }
-  });
-}
+testShutdownSignals(SERVER, {
+  what: ", prints the summary with the datagrams, exits 0",
+  more: async (port) => {
+    using socket = udpSocket(IPV4);
+    await udpRoundTrip(socket, IPV4, port, utf8("ciao"));
+  },
+  summary: "3 clients, 9 bytes echoed, 1 datagram, 4 bytes echoed, 0 dropped",
+});
 
 // ---------------------------------------------------------------------------
 // UDP on the same port: whole datagrams, to their exact sender
@@ -1324,41 +1101,11 @@ Deno.test("echod --threads 2 --max-clients 1: the bound is per thread: at most 2
 
 testEchoesBytes(SCRIPT, ["--threads", "2"]);
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.test(`echod --threads 2: ${signal} closes every client of every thread and sums their counts`, async () => {
-    await using server = await startServer(SCRIPT, ["--threads", "2"]);
-    const count = 16;
-    const conns: Deno.TcpConn[] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        const conn = await connect(IPV4, server.port);
-        conns.push(conn);
-        assert.deepEqual(await echoRoundTrip(conn, utf8("bye")), utf8("bye"));
-      }
-      const done = await server.stop(signal);
-      assert.equal(done.code, 0);
-      assert.equal(done.stderr, "");
-      assert.match(
-        done.stdout,
-        new RegExp(
-          `^echod: stopped by ${signal}: ${count} clients, ${
-            3 * count
-          } bytes echoed$`,
-          "m",
-        ),
-      );
-      const closed = done.stdout.match(
-        /^echod: \[(\d)\] \S+ was closed at shutdown after 3 bytes echoed$/gm,
-      ) ?? [];
-      assert.equal(closed.length, count, done.stdout);
-      for (const conn of conns) {
-        assert.deepEqual(await readToEnd(conn), new Uint8Array(0));
-      }
-    } finally {
-      for (const conn of conns) conn.close();
-    }
-  });
-}
+testThreadedShutdown(
+  { script: SCRIPT, title: "echod --threads 2: " },
+  " and sums their counts",
+  false,
+);
 
 const destroyMissing = await destroyListenersMissing();
 

@@ -29,6 +29,7 @@ import {
   echoProbe,
   testEchoesBytes,
   testQuietOutput,
+  testThreadedShutdown,
 } from "./echo_contract.ts";
 import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
 import { testLessonLanguages } from "./lesson_lang.ts";
@@ -353,43 +354,11 @@ Deno.test({
 // ---------------------------------------------------------------------------
 // Shutdown
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.test(`${signal} closes every client of every thread, sums their counts, exits 0`, async () => {
-    await using server = await startServer(SCRIPT, ["--threads", "2"]);
-    const count = 16;
-    const conns: Deno.TcpConn[] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        const conn = await connect(IPV4, server.port);
-        conns.push(conn);
-        assert.deepEqual(await echoRoundTrip(conn, utf8("bye")), utf8("bye"));
-      }
-      const done = await server.stop(signal);
-      assert.equal(done.code, 0);
-      assert.equal(done.stderr, "");
-      assert.match(
-        done.stdout,
-        new RegExp(
-          `^worker_echo: stopped by ${signal}: ${count} clients, ${
-            3 * count
-          } bytes echoed$`,
-          "m",
-        ),
-      );
-      const closed = done.stdout.match(
-        /^worker_echo: \[(\d)\] \S+ was closed at shutdown after 3 bytes echoed$/gm,
-      ) ?? [];
-      assert.equal(closed.length, count, done.stdout);
-      // Both threads had clients to close: the sum is over threads.
-      assert.equal(new Set(closed.map((l) => l.match(/\[(\d)\]/)![1])).size, 2);
-      for (const conn of conns) {
-        assert.deepEqual(await readToEnd(conn), new Uint8Array(0));
-      }
-    } finally {
-      for (const conn of conns) conn.close();
-    }
-  });
-}
+testThreadedShutdown(
+  { script: SCRIPT, title: "" },
+  ", sums their counts, exits 0",
+  true,
+);
 
 // Pure pieces, in-process (fast). Importing the file starts nothing: the
 // server runs only when the file is the main module or a worker.
