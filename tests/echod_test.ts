@@ -8,7 +8,6 @@
 
 import assert from "node:assert/strict";
 import {
-  awkwardBytes,
   closeQuietly,
   connect,
   copyAlone,
@@ -16,7 +15,6 @@ import {
   escapeRegExp,
   eventually,
   FAMILIES,
-  type Family,
   firstDifference,
   IPV4,
   IPV6,
@@ -55,9 +53,14 @@ import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
 import { testNoDelay } from "./sockopt.ts";
 import {
   bindUdp,
+  GUARD_LOW,
+  GUARD_OWN,
   localPort,
-  receiveOne,
+  lowPortTester,
   serverAddr,
+  testUdpEchoesWhole,
+  testUdpFloodsAndVanishedPeers,
+  testUdpLoopGuard,
   udpRoundTrip,
   udpSocket,
 } from "./udp.ts";
@@ -82,19 +85,18 @@ import {
 } from "../echod.ts";
 
 const SCRIPT = "echod.ts";
-const SERVER = { script: SCRIPT, title: "echod: " };
 const RUN_LINE = "deno run -N --allow-read=echod.ts --unstable-net echod.ts";
-/** The largest UDP payload: 65535 minus the IP (IPv4 only) and UDP headers. */
-const MAX_PAYLOAD = { IPv4: 65507, IPv6: 65527 } as const;
 /** A source port below 1024 for the loop-guard tests (not udp_echo_test's
  * 999, so that both files may run at once). */
 const LOW_PORT = 998;
-/** Long enough that a missing echo would have arrived on loopback. */
-const NO_ECHO_MS = 500;
-const GUARD_LOW =
-  "source port below 1024 (loop guard; --allow-any-port lifts it)";
-const GUARD_OWN =
-  "source port is this server's own (loop guard; --allow-any-port lifts it)";
+const SERVER = { script: SCRIPT, title: "echod: " };
+const UDP_SERVER = {
+  ...SERVER,
+  tcpCounts: "0 clients, 0 bytes echoed, ",
+  readyTail: ", TCP and UDP",
+  lowPort: LOW_PORT,
+  loop: "loops",
+};
 /** French lines: a no-break space before the colon. */
 const NBSP = "\u00a0";
 
@@ -686,64 +688,7 @@ testShutdownSignals(SERVER, {
 // ---------------------------------------------------------------------------
 // UDP on the same port: whole datagrams, to their exact sender
 
-testBothFamilies(
-  "echod: each datagram goes back whole, from the server's port, to its exact sender",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    using a = udpSocket(family);
-    using b = udpSocket(family);
-    const forA = awkwardBytes();
-    const forB = patternBytes(1000, 5);
-    const replyA = receiveOne(a);
-    const replyB = receiveOne(b);
-    await a.send(forA, serverAddr(family, server.port));
-    await b.send(forB, serverAddr(family, server.port));
-    const [echoA, fromA] = await within(replyA, "the echo to A");
-    const [echoB, fromB] = await within(replyB, "the echo to B");
-    assert.deepEqual(echoA, forA);
-    assert.deepEqual(echoB, forB);
-    for (const from of [fromA, fromB]) {
-      assert.equal(from.hostname, family.host);
-      assert.equal(from.port, server.port);
-    }
-  },
-);
-
-testBothFamilies(
-  "echod: an empty datagram and a 1-byte datagram are echoed",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    using socket = udpSocket(family);
-    for (const payload of [new Uint8Array(0), Uint8Array.of(0)]) {
-      const [echo] = await udpRoundTrip(socket, family, server.port, payload);
-      assert.deepEqual(echo, payload);
-    }
-    const done = await server.stop();
-    assert.match(
-      done.stdout,
-      /: 0 clients, 0 bytes echoed, 2 datagrams, 1 byte echoed, 0 dropped$/m,
-    );
-  },
-);
-
-testBothFamilies(
-  "echod: the largest datagram the family allows comes back whole (IPv4 65507, IPv6 65527 bytes)",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    using socket = udpSocket(family);
-    const payload = patternBytes(MAX_PAYLOAD[family.name], 11);
-    const [echo] = await udpRoundTrip(socket, family, server.port, payload);
-    assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
-    const done = await server.stop();
-    assert.match(
-      done.stdout,
-      new RegExp(
-        `, 1 datagram, ${payload.length} bytes echoed, 0 dropped$`,
-        "m",
-      ),
-    );
-  },
-);
+testUdpEchoesWhole(UDP_SERVER);
 
 testBothFamilies(
   "echod: one line per datagram, with the sender's real address",
@@ -762,62 +707,20 @@ testBothFamilies(
   },
 );
 
-testBothFamilies(
-  "echod: a sender gone before its echo does not stop the loops",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    const to = serverAddr(family, server.port);
-    for (let i = 0; i < 20; i++) {
-      const gone = udpSocket(family);
-      await gone.send(utf8("gone"), to);
-      gone.close(); // its echo meets a closed port: ICMP port unreachable
-    }
-    using socket = udpSocket(family);
-    const [echo] = await udpRoundTrip(
-      socket,
-      family,
-      server.port,
-      utf8("next"),
-    );
-    assert.equal(text(echo), "next");
-    const done = await server.stop();
-    assert.match(done.stdout, /, 21 datagrams, 84 bytes echoed, 0 dropped$/m);
-    assert.equal(done.stderr, "");
-  },
-);
-
-testBothFamilies(
-  "echod: a flood of datagrams from several sockets leaves it alive and answering, TCP too",
-  async (family) => {
-    await using server = await startServer(SCRIPT, ["--quiet"]);
-    const senders = Array.from({ length: 4 }, () => udpSocket(family));
-    const to = serverAddr(family, server.port);
-    const perSender = 20_000; // 80 000 datagrams per family, never read back
-    try {
-      const datagram = patternBytes(64);
-      await Promise.all(senders.map(async (socket) => {
-        for (let i = 0; i < perSender; i++) await socket.send(datagram, to);
-      }));
-    } finally {
-      for (const socket of senders) socket.close();
-    }
-    using socket = udpSocket(family);
-    const payload = utf8("still there?");
-    const [echo] = await udpRoundTrip(socket, family, server.port, payload, 10);
-    assert.deepEqual(echo, payload);
-    const conn = await connect(family, server.port);
+testUdpFloodsAndVanishedPeers(UDP_SERVER, {
+  what:
+    "of datagrams from several sockets leaves it alive and answering, TCP too",
+  args: ["--quiet"],
+  perSender: 20_000, // 80 000 datagrams per family, never read back
+  more: async (family, port) => {
+    const conn = await connect(family, port);
     try {
       assert.deepEqual(await echoRoundTrip(conn, utf8("tcp?")), utf8("tcp?"));
     } finally {
       conn.close();
     }
-    const done = await server.stop();
-    assert.equal(done.code, 0);
-    const [, echoed] = done.stdout.match(/, (\d+) datagrams?, /)!;
-    assert.ok(Number(echoed) > 1, done.stdout);
-    assert.equal(done.stderr, "");
   },
-);
+});
 
 const NOT_LOGGED =
   /^echod: (\d+) more datagrams echoed without a line \(at most 10 lines a second; --quiet for none\)$/;
@@ -858,69 +761,9 @@ Deno.test("echod: --quiet: no line per datagram", async () => {
 // ---------------------------------------------------------------------------
 // UDP: the loop guard (privileged and own-port drop)
 
-/** A port below 1024 this test may bind, or why none can be. */
-const lowPortMissing = ((): string => {
-  try {
-    udpSocket(IPV4, LOW_PORT).close();
-    return "";
-  } catch (err) {
-    return err instanceof Deno.errors.PermissionDenied
-      ? `binding port ${LOW_PORT} needs root (or CAP_NET_BIND_SERVICE)`
-      : `cannot bind port ${LOW_PORT}: ${(err as Error).message}`;
-  }
-})();
+const testLowPort = lowPortTester(LOW_PORT);
 
-function testLowPort(
-  name: string,
-  fn: (family: Family) => Promise<void>,
-): void {
-  if (!lowPortMissing) return testBothFamilies(name, fn);
-  Deno.test({
-    name: `${name} (ignored: ${lowPortMissing})`,
-    ignore: true,
-    fn() {},
-  });
-}
-
-testLowPort(
-  "echod: a datagram from a source port below 1024 is dropped, logged and counted",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    using low = udpSocket(family, LOW_PORT);
-    await low.send(utf8("loop?"), serverAddr(family, server.port));
-    const shown = family.name === "IPv4"
-      ? `127.0.0.1:${LOW_PORT}`
-      : `[::1]:${LOW_PORT}`;
-    await server.stderr.waitFor(
-      new RegExp(
-        `^echod: dropped a datagram from ${escapeRegExp(shown)}: ${
-          escapeRegExp(GUARD_LOW)
-        }$`,
-      ),
-    );
-    assert.ok(await stillPending(receiveOne(low), NO_ECHO_MS), "echoed");
-    using normal = udpSocket(family);
-    const [echo] = await udpRoundTrip(normal, family, server.port, utf8("ok"));
-    assert.equal(text(echo), "ok");
-    const done = await server.stop();
-    assert.equal(done.code, 0);
-    assert.match(
-      done.stdout,
-      /^echod: stopped by SIGINT: 0 clients, 0 bytes echoed, 1 datagram, 2 bytes echoed, 1 dropped$/m,
-    );
-  },
-);
-
-testLowPort(
-  "echod: --allow-any-port lifts the guard: a source port below 1024 is echoed",
-  async (family) => {
-    await using server = await startServer(SCRIPT, ["--allow-any-port"]);
-    using low = udpSocket(family, LOW_PORT);
-    const [echo] = await udpRoundTrip(low, family, server.port, utf8("lab"));
-    assert.equal(text(echo), "lab");
-    assert.equal(server.stderr.text, "");
-  },
-);
+testUdpLoopGuard(UDP_SERVER);
 
 testLowPort(
   "echod: a flood of guarded datagrams gets at most one log line per second, all counted",
@@ -961,49 +804,6 @@ testLowPort(
     assert.match(lines.at(-1)!, /; \d+ more dropped since the last such line$/);
   },
 );
-
-testLowPort(
-  "echod: --quiet: dropped datagrams are still counted, without a line",
-  async (family) => {
-    await using server = await startServer(SCRIPT, ["--quiet"]);
-    using low = udpSocket(family, LOW_PORT);
-    await low.send(utf8("x"), serverAddr(family, server.port));
-    using normal = udpSocket(family);
-    await udpRoundTrip(normal, family, server.port, utf8("y"));
-    const done = await server.stop();
-    assert.match(done.stdout, /, 1 datagram, 1 byte echoed, 1 dropped$/m);
-    assert.equal(done.stderr, "");
-  },
-);
-
-// The server's own port on another address: on Linux every 127.x.y.z is
-// loopback, so a socket on 127.0.0.2 can share the port of a server bound to
-// 127.0.0.1, as a second echo server on another host would.
-Deno.test({
-  name: isLinux
-    ? "echod: a datagram from the server's own port (another echo server) is dropped [IPv4]"
-    : "echod: a datagram from the server's own port is dropped [IPv4] (ignored: needs Linux's 127.0.0.0/8 loopback)",
-  ignore: !isLinux,
-  async fn() {
-    await using server = await startServer(SCRIPT, ["--host", "127.0.0.1"]);
-    assert.equal(
-      server.readyLine,
-      `echod: listening on 127.0.0.1:${server.port}, TCP and UDP`,
-    );
-    using twin = bindUdp("127.0.0.2", server.port);
-    await twin.send(utf8("ping-pong?"), serverAddr(IPV4, server.port));
-    await server.stderr.waitFor(
-      new RegExp(
-        `^echod: dropped a datagram from 127\\.0\\.0\\.2:${server.port}: ${
-          escapeRegExp(GUARD_OWN)
-        }$`,
-      ),
-    );
-    assert.ok(await stillPending(receiveOne(twin), NO_ECHO_MS), "echoed");
-    const done = await server.stop();
-    assert.match(done.stdout, /, 0 datagrams, 0 bytes echoed, 1 dropped$/m);
-  },
-});
 
 // ---------------------------------------------------------------------------
 // --threads N: workers on the shared port, supervised
