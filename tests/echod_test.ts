@@ -49,7 +49,11 @@ import {
   testStreamingClients,
   testThreadedShutdown,
 } from "./echo_contract.ts";
-import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
+import {
+  assertNoStackTrace,
+  captured,
+  testServerCommandLine,
+} from "./server_cli.ts";
 import { testNoDelay } from "./sockopt.ts";
 import {
   bindUdp,
@@ -980,23 +984,6 @@ Deno.test({
 
 // ---------------------------------------------------------------------------
 // The pure pieces, in-process (fast). Importing echod.ts starts nothing.
-
-/** Runs `parse` with console.log and console.error captured: the command
- * line prints its usage and its mistakes itself. */
-function captured<T>(parse: () => T): { result: T; out: string; err: string } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...words: unknown[]) => out.push(words.join(" "));
-  console.error = (...words: unknown[]) => err.push(words.join(" "));
-  try {
-    const result = parse();
-    return { result, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 Deno.test("echod.parseOptions: defaults, services, threads, limits, --no-fair", () => {
   const defaults = parseOptions([]);

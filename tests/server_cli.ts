@@ -279,3 +279,22 @@ async function promptOnce(
     await child.status;
   }
 }
+
+/** Runs `parse` with console.log and console.error captured: the command
+ * line prints its usage and its mistakes itself. */
+export function captured<T>(
+  parse: () => T,
+): { result: T; out: string; err: string } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...words: unknown[]) => out.push(words.join(" "));
+  console.error = (...words: unknown[]) => err.push(words.join(" "));
+  try {
+    const result = parse();
+    return { result, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}

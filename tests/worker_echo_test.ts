@@ -31,7 +31,11 @@ import {
   testQuietOutput,
   testThreadedShutdown,
 } from "./echo_contract.ts";
-import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
+import {
+  assertNoStackTrace,
+  captured,
+  testServerCommandLine,
+} from "./server_cli.ts";
 import { testLessonLanguages } from "./lesson_lang.ts";
 import { testNoDelay } from "./sockopt.ts";
 import {
@@ -363,23 +367,6 @@ testThreadedShutdown(
 // Pure pieces, in-process (fast). Importing the file starts nothing: the
 // server runs only when the file is the main module or a worker.
 import * as workerEcho from "../worker_echo.ts";
-
-/** Runs `parse` with console.log and console.error captured: the command
- * line prints its usage and its mistakes itself. */
-function captured<T>(parse: () => T): { result: T; out: string; err: string } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...words: unknown[]) => out.push(words.join(" "));
-  console.error = (...words: unknown[]) => err.push(words.join(" "));
-  try {
-    const result = parse();
-    return { result, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 Deno.test("worker_echo.parseOptions: --threads and the rest, in-process", () => {
   const options = workerEcho.parseOptions(["--threads", "3", "--port", "0"]);
