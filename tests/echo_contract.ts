@@ -14,6 +14,7 @@ import {
   echoRoundTrip,
   escapeRegExp,
   eventually,
+  type Family,
   firstDifference,
   IPV4,
   limitLeaving,
@@ -285,21 +286,46 @@ export function testInterleavedClients(
   });
 }
 
-/** 32 clients stream 4 MiB each at once: every client reads into its own
- * buffer, many times over. `what` ends the test's subject (echod: "(more
- * than the large buffers)"). */
+/** How many clients stream how much at once, and over which families. */
+export interface Streaming {
+  clients?: number;
+  mib?: number;
+  /** The first client's pattern seed; the others follow. */
+  seed?: number;
+  /** Ends the test's subject (echod: " (more than the large buffers)"). */
+  what?: string;
+  /** Options besides --quiet (a thread count). */
+  args?: string[];
+  /** Over IPv4 and IPv6, or IPv4 only. */
+  bothFamilies?: boolean;
+}
+
+/** Clients (32 by default) stream MiBs (4) each at once: every client reads
+ * into its own buffer, many times over, and gets exactly its own bytes. */
 export function testStreamingClients(
   server: EventLoopServer,
-  what = "",
+  {
+    clients = 32,
+    mib = 4,
+    seed = 1000,
+    what = "",
+    args = [],
+    bothFamilies = false,
+  }: Streaming = {},
 ): void {
-  Deno.test(`${server.title}32 clients streaming 4 MiB each at once${what} get exactly their own bytes`, async () => {
-    await using running = await startServer(server.script, ["--quiet"]);
+  const name =
+    `${server.title}${clients} clients streaming ${mib} MiB each at once${what} get exactly their own bytes`;
+  const body = async (family: Family) => {
+    await using running = await startServer(server.script, [
+      ...args,
+      "--quiet",
+    ]);
     const conns = await Promise.all(
-      Array.from({ length: 32 }, () => connect(IPV4, running.port)),
+      Array.from({ length: clients }, () => connect(family, running.port)),
     );
     try {
       await Promise.all(conns.map(async (conn, i) => {
-        const payload = patternBytes(4 * 1024 * 1024, 1000 + i);
+        const payload = patternBytes(mib * 1024 * 1024, seed + i);
         const echo = await echoRoundTrip(conn, payload);
         assert.ok(
           sameBytes(echo, payload),
@@ -309,7 +335,9 @@ export function testStreamingClients(
     } finally {
       for (const conn of conns) conn.close();
     }
-  });
+  };
+  if (bothFamilies) testBothFamilies(name, body);
+  else Deno.test(name, () => body(IPV4));
 }
 
 /** Clients that reset while queued, before the server accepts them, do not

@@ -500,7 +500,7 @@ testSecondClientServed(SERVER);
 // Over the idle buffer: each client switches buffers.
 testInterleavedClients(SERVER, 2500);
 
-testStreamingClients(SERVER, " (more than the large buffers)");
+testStreamingClients(SERVER, { what: " (more than the large buffers)" });
 
 Deno.test("echod: 16 clients that sent exactly 128 bytes and went quiet hold no large buffer: a 64 MiB echo after them still reads in large buffers", async () => {
   // Each quiet client's read fills its small buffer once: with a large

@@ -29,6 +29,7 @@ import {
   echoProbe,
   testEchoesBytes,
   testQuietOutput,
+  testStreamingClients,
   testThreadedShutdown,
 } from "./echo_contract.ts";
 import {
@@ -275,31 +276,14 @@ Deno.test("--threads 1 serves many clients at once too (each thread is an event 
 
 testEchoesBytes(SCRIPT, ["--threads", "2"]);
 
-testBothFamilies(
-  "16 clients streaming 2 MiB each at once, over the threads, get exactly their own bytes",
-  async (family) => {
-    await using server = await startServer(SCRIPT, [
-      "--threads",
-      "2",
-      "--quiet",
-    ]);
-    const conns = await Promise.all(
-      Array.from({ length: 16 }, () => connect(family, server.port)),
-    );
-    try {
-      await Promise.all(conns.map(async (conn, i) => {
-        const payload = patternBytes(2 * 1024 * 1024, 100 + i);
-        const echo = await echoRoundTrip(conn, payload);
-        assert.ok(
-          sameBytes(echo, payload),
-          `client ${i}: ${firstDifference(echo, payload)}`,
-        );
-      }));
-    } finally {
-      for (const conn of conns) conn.close();
-    }
-  },
-);
+testStreamingClients({ script: SCRIPT, title: "" }, {
+  clients: 16,
+  mib: 2,
+  seed: 100,
+  what: ", over the threads,",
+  args: ["--threads", "2"],
+  bothFamilies: true,
+});
 
 testNoDelay(SCRIPT, { clients: 4, args: ["--threads", "2"] });
 
