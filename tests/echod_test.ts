@@ -53,6 +53,7 @@ import {
   assertNoStackTrace,
   captured,
   testServerCommandLine,
+  testUsageErrors,
 } from "./server_cli.ts";
 import { testNoDelay } from "./sockopt.ts";
 import {
@@ -109,8 +110,10 @@ const NBSP = "\u00a0";
 
 testServerCommandLine({ script: SCRIPT, probe: echoProbe(2) });
 
-for (
-  const [args, line] of [
+testUsageErrors(
+  SCRIPT,
+  RUN_LINE,
+  [
     [["--max-clients", "0"], 'Invalid --max-clients "0"'],
     [["--max-clients", "ten"], 'Invalid --max-clients "ten"'],
     [
@@ -124,24 +127,8 @@ for (
     [["--tcp-only", "--udp-only"], "--tcp-only and --udp-only exclude"],
     [["--udp-only", "--threads", "2"], "--threads serves TCP"],
     [["--lang", "de"], 'Invalid language "de": expected fr or en'],
-  ] as const
-) {
-  Deno.test(`echod: ${args.join(" ")} is a usage error, exit 2`, async () => {
-    await using child = runScript(SCRIPT, [...args]);
-    const done = await child.finished();
-    assert.equal(done.code, 2);
-    assert.ok(
-      done.stderr.startsWith(`echod: ${line}`),
-      done.stderr.split("\n")[0],
-    );
-    assert.match(
-      done.stderr,
-      new RegExp(`^Usage: ${escapeRegExp(RUN_LINE)} \\[options\\]`, "m"),
-    );
-    assert.equal(done.stdout, "");
-    assertNoStackTrace(done.stderr);
-  });
-}
+  ] as const,
+);
 
 Deno.test("echod: the task's run line is the documented one, and --help says --port 7 needs the right to bind it", async () => {
   assert.deepEqual(taskFlags(SCRIPT), RUN_LINE.split(" ").slice(2, -1));

@@ -36,6 +36,7 @@ import {
   assertNoStackTrace,
   captured,
   testServerCommandLine,
+  testUsageErrors,
 } from "./server_cli.ts";
 import { testLessonLanguages } from "./lesson_lang.ts";
 import { testNoDelay } from "./sockopt.ts";
@@ -66,27 +67,15 @@ testLessonLanguages({
   left: ["after 4 bytes echoed", "après 4 octets renvoyés"],
 });
 
-for (
-  const [args, line] of [
+testUsageErrors(
+  SCRIPT,
+  RUN_LINE,
+  [
     [["--threads", "0"], 'Invalid --threads "0"'],
     [["--threads", "257"], 'Invalid --threads "257"'],
     [["--threads", "two"], 'Invalid --threads "two"'],
-  ] as const
-) {
-  Deno.test(`worker_echo: ${args.join(" ")} is a usage error, exit 2`, async () => {
-    await using child = runScript(SCRIPT, [...args]);
-    const done = await child.finished();
-    assert.equal(done.code, 2);
-    assert.ok(
-      done.stderr.startsWith(`worker_echo: ${line}`),
-      done.stderr.split("\n")[0],
-    );
-    assert.match(
-      done.stderr,
-      new RegExp(`^Usage: ${escapeRegExp(RUN_LINE)}`, "m"),
-    );
-  });
-}
+  ] as const,
+);
 
 Deno.test("worker_echo: the task's run line is the documented one", () => {
   assert.deepEqual(taskFlags(SCRIPT), RUN_LINE.split(" ").slice(2, -1));
