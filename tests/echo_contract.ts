@@ -15,6 +15,7 @@ import {
   escapeRegExp,
   eventually,
   type Family,
+  type Finished,
   firstDifference,
   IPV4,
   limitLeaving,
@@ -632,4 +633,56 @@ export function testThreadedShutdown(
       }
     });
   }
+}
+
+/** Connects `count` clients to a server started with `--threads 2`, one
+ * after another: each client has a new port, hence a new hash, hence a
+ * thread drawn again (all of them on one thread of two: a chance of 2 in
+ * 2^count). Then stops it (SIGINT) and checks that nothing went to stderr,
+ * that every client line is whole (written by two threads at once, none
+ * is cut) and tagged with its thread, and that both threads served.
+ * `more` runs after the clients (echod: a datagram still answered).
+ * Returns the stop's result for the caller's summary checks. */
+export async function spreadOverTwoThreads(
+  running: Server,
+  program: string,
+  count: number,
+  more?: () => Promise<void>,
+): Promise<Finished> {
+  for (let i = 0; i < count; i++) {
+    const conn = await connect(IPV4, running.port);
+    try {
+      const payload = utf8(`client ${i}`);
+      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
+    } finally {
+      conn.close();
+    }
+  }
+  await more?.();
+  // Stopped before a thread reads its last client's end, that client would
+  // be "closed at shutdown": wait for every "left" line first.
+  await eventually(
+    () =>
+      running.stdout.lines.filter((l) => / left after /.test(l)).length ===
+        count,
+    `${count} "left" lines`,
+  );
+  const done = await running.stop();
+  assert.equal(done.code, 0);
+  assert.equal(done.stderr, "");
+  const clientLines = done.stdout.split("\n").filter((l) =>
+    l.startsWith(`${program}: [`)
+  );
+  assert.equal(clientLines.length, 2 * count, done.stdout);
+  const threads = new Set<string>();
+  const whole = new RegExp(
+    `^${program}: \\[([12])\\] 127\\.0\\.0\\.1:\\d+ (connected|left after \\d+ bytes echoed)$`,
+  );
+  for (const line of clientLines) {
+    const match = line.match(whole);
+    assert.ok(match, `malformed line: ${JSON.stringify(line)}`);
+    threads.add(match[1]);
+  }
+  assert.deepEqual([...threads].sort(), ["1", "2"]);
+  return done;
 }

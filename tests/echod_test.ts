@@ -37,6 +37,7 @@ import {
 } from "./helpers.ts";
 import {
   echoProbe,
+  spreadOverTwoThreads,
   testEchoesBytes,
   testEchoLogLines,
   testEchoSurvivesReset,
@@ -811,42 +812,10 @@ Deno.test({
       /^echod: listening on \[::\]:\d+ \(IPv4 and IPv6\), TCP and UDP, 2 threads$/,
     );
     assert.equal(listenersOn(server.port, server.pid), 2);
-    const count = 60;
-    // Each client has a new port, hence a new hash, hence a thread drawn
-    // again. All 60 on one thread of two: a chance of 2 in 2^60.
-    for (let i = 0; i < count; i++) {
-      const conn = await connect(IPV4, server.port);
-      try {
-        const payload = utf8(`client ${i}`);
-        assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-      } finally {
-        conn.close();
-      }
-    }
     using socket = udpSocket(IPV4);
-    await udpRoundTrip(socket, IPV4, server.port, utf8("udp"));
-    await eventually(
-      () =>
-        server.stdout.lines.filter((l) => / left after /.test(l)).length ===
-          count,
-      "every client's last line",
-    );
-    const done = await server.stop();
-    assert.equal(done.code, 0);
-    assert.equal(done.stderr, "");
-    const clientLines = done.stdout.split("\n").filter((l) =>
-      /^echod: \[/.test(l)
-    );
-    assert.equal(clientLines.length, 2 * count, done.stdout);
-    const threads = new Set<string>();
-    for (const line of clientLines) {
-      const match = line.match(
-        /^echod: \[([12])\] 127\.0\.0\.1:\d+ (connected|left after \d+ bytes echoed)$/,
-      );
-      assert.ok(match, `malformed line: ${JSON.stringify(line)}`);
-      threads.add(match[1]);
-    }
-    assert.deepEqual([...threads].sort(), ["1", "2"]);
+    const done = await spreadOverTwoThreads(server, "echod", 60, async () => {
+      await udpRoundTrip(socket, IPV4, server.port, utf8("udp"));
+    });
     assert.match(
       done.stdout,
       /^echod: stopped by SIGINT: 60 clients, \d+ bytes echoed, 1 datagram, 3 bytes echoed, 0 dropped$/m,

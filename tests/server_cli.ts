@@ -302,7 +302,7 @@ export function captured<T>(
 
 /** Each of `cases` (options and the start of the line they give) is a usage
  * error: that line, then the usage with the run line, on stderr, exit 2,
- * nothing on stdout, no stack trace. `title` starts each test's name. */
+ * nothing on stdout, no stack trace; each test named after the script. */
 export function testUsageErrors(
   script: string,
   runLine: string,

@@ -10,7 +10,6 @@ import {
   copyAlone,
   echoRoundTrip,
   escapeRegExp,
-  eventually,
   firstDifference,
   IPV4,
   patternBytes,
@@ -27,6 +26,7 @@ import {
 } from "./helpers.ts";
 import {
   echoProbe,
+  spreadOverTwoThreads,
   testEchoesBytes,
   testQuietOutput,
   testStreamingClients,
@@ -198,43 +198,10 @@ testQuietOutput(SCRIPT, ["--threads", "2"]);
 
 Deno.test("the kernel spreads clients over the threads; their lines never mix", async () => {
   await using server = await startServer(SCRIPT, ["--threads", "2"]);
-  const count = 60;
-  // Open and close one after another: each client has a new port, hence
-  // a new hash, hence a thread drawn again. All 60 on one thread of two:
-  // a chance of 2 in 2^60.
-  for (let i = 0; i < count; i++) {
-    const conn = await connect(IPV4, server.port);
-    try {
-      const payload = utf8(`client ${i}`);
-      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-    } finally {
-      conn.close();
-    }
-  }
-  // Stopped before a thread reads its last client's end, that client would
-  // be "closed at shutdown": wait for every "left" line first.
-  await eventually(
-    () =>
-      server.stdout.lines.filter((l) => / left after /.test(l)).length ===
-        count,
-    `${count} "left" lines`,
-  );
-  const done = await server.stop();
-  assert.equal(done.code, 0);
-  assert.equal(done.stderr, "");
+  const done = await spreadOverTwoThreads(server, "worker_echo", 60);
   const lines = done.stdout.trimEnd().split("\n");
-  const clientLines = lines.slice(1, -1);
-  assert.equal(clientLines.length, 2 * count, done.stdout);
-  const threads = new Set<string>();
-  for (const line of clientLines) {
-    // Every line whole: written by two threads at once, none is cut.
-    const match = line.match(
-      /^worker_echo: \[([12])\] 127\.0\.0\.1:\d+ (connected|left after \d+ bytes echoed)$/,
-    );
-    assert.ok(match, `malformed line: ${JSON.stringify(line)}`);
-    threads.add(match[1]);
-  }
-  assert.deepEqual([...threads].sort(), ["1", "2"]);
+  // Nothing but the ready line, the client lines and the summary.
+  assert.equal(lines.length, 2 * 60 + 2, done.stdout);
   assert.match(
     lines.at(-1)!,
     /^worker_echo: stopped by SIGINT: 60 clients, \d+ bytes echoed$/,
