@@ -324,21 +324,32 @@ export function testStreamingClients(
     const conns = await Promise.all(
       Array.from({ length: clients }, () => connect(family, running.port)),
     );
-    try {
-      await Promise.all(conns.map(async (conn, i) => {
-        const payload = patternBytes(mib * 1024 * 1024, seed + i);
-        const echo = await echoRoundTrip(conn, payload);
-        assert.ok(
-          sameBytes(echo, payload),
-          `client ${i}: ${firstDifference(echo, payload)}`,
-        );
-      }));
-    } finally {
-      for (const conn of conns) conn.close();
-    }
+    await echoEachAtOnce(conns, mib * 1024 * 1024, seed);
   };
   if (bothFamilies) testBothFamilies(name, body);
   else Deno.test(name, () => body(IPV4));
+}
+
+/** Every client sends `size` bytes of its own pattern (seeds `seed`,
+ * `seed + 1`…) at once and gets exactly its own bytes back; then all are
+ * closed. */
+export async function echoEachAtOnce(
+  conns: Deno.TcpConn[],
+  size: number,
+  seed: number,
+): Promise<void> {
+  try {
+    await Promise.all(conns.map(async (conn, i) => {
+      const payload = patternBytes(size, seed + i);
+      const echo = await echoRoundTrip(conn, payload);
+      assert.ok(
+        sameBytes(echo, payload),
+        `client ${i}: ${firstDifference(echo, payload)}`,
+      );
+    }));
+  } finally {
+    for (const conn of conns) conn.close();
+  }
 }
 
 /** Clients that reset while queued, before the server accepts them, do not

@@ -10,13 +10,10 @@ import {
   copyAlone,
   echoRoundTrip,
   escapeRegExp,
-  firstDifference,
   IPV4,
-  patternBytes,
   readToEnd,
   ROOT_DIR,
   runScript,
-  sameBytes,
   shownAddress,
   startServer,
   taskFlags,
@@ -25,6 +22,7 @@ import {
   within,
 } from "./helpers.ts";
 import {
+  echoEachAtOnce,
   echoProbe,
   spreadOverTwoThreads,
   testEchoesBytes,
@@ -213,18 +211,7 @@ Deno.test("--threads 1 serves many clients at once too (each thread is an event 
   const conns = await Promise.all(
     Array.from({ length: 20 }, () => connect(IPV4, server.port)),
   );
-  try {
-    await Promise.all(conns.map(async (conn, i) => {
-      const payload = patternBytes(10_000, i + 1);
-      const echo = await echoRoundTrip(conn, payload);
-      assert.ok(
-        sameBytes(echo, payload),
-        `client ${i}: ${firstDifference(echo, payload)}`,
-      );
-    }));
-  } finally {
-    for (const conn of conns) conn.close();
-  }
+  await echoEachAtOnce(conns, 10_000, 1);
 });
 
 // ---------------------------------------------------------------------------
