@@ -59,11 +59,10 @@ import {
 import { testNoDelay } from "./sockopt.ts";
 import {
   bindUdp,
-  GUARD_LOW,
-  GUARD_OWN,
   localPort,
   lowPortTester,
   serverAddr,
+  testLoopGuardFunction,
   testUdpEchoesWhole,
   testUdpFloodsAndVanishedPeers,
   testUdpLoopGuard,
@@ -1008,15 +1007,7 @@ Deno.test("echod.restartDelay: doubles while threads die young, capped, reset by
   assert.equal(restartDelay(RESTART_STABLE_MS - 1, min), 2 * min);
 });
 
-Deno.test("echod.loopGuard: below 1024 and the server's own port are refused", () => {
-  assert.equal(loopGuard(40000, 7777), "");
-  assert.equal(loopGuard(1024, 7777), "");
-  assert.equal(loopGuard(1023, 7777), GUARD_LOW);
-  assert.equal(loopGuard(53, 7777), GUARD_LOW);
-  assert.equal(loopGuard(7777, 7777), GUARD_OWN);
-  assert.equal(loopGuard(53, 7777, true), "");
-  assert.equal(loopGuard(7777, 7777, true), "");
-});
+testLoopGuardFunction("echod.loopGuard", loopGuard);
 
 Deno.test("echod.LogLimiter: at most N lines per interval, then says how many it left out", () => {
   const limiter = new LogLimiter(2, 1000);

@@ -411,3 +411,20 @@ export function testUdpFloodsAndVanishedPeers(
     },
   );
 }
+
+/** A server's pure loopGuard(sourcePort, serverPort, allowAnyPort?): the
+ * reason to drop, or "" to echo. */
+export function testLoopGuardFunction(
+  name: string,
+  loopGuard: (from: number, own: number, allowAnyPort?: boolean) => string,
+): void {
+  Deno.test(`${name}: below 1024 and the server's own port are refused`, () => {
+    assert.equal(loopGuard(40000, 7777), "");
+    assert.equal(loopGuard(1024, 7777), "");
+    assert.equal(loopGuard(1023, 7777), GUARD_LOW);
+    assert.equal(loopGuard(53, 7777), GUARD_LOW);
+    assert.equal(loopGuard(7777, 7777), GUARD_OWN);
+    assert.equal(loopGuard(53, 7777, true), "");
+    assert.equal(loopGuard(7777, 7777, true), "");
+  });
+}

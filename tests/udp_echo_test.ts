@@ -29,11 +29,10 @@ import {
   testServerCommandLine,
 } from "./server_cli.ts";
 import {
-  GUARD_LOW,
-  GUARD_OWN,
   localPort,
   lowPortTester,
   serverAddr,
+  testLoopGuardFunction,
   testUdpEchoesWhole,
   testUdpFloodsAndVanishedPeers,
   testUdpLoopGuard,
@@ -249,15 +248,7 @@ Deno.test("parseOptions: defaults, flags, help; ports 0..65535 whole numbers onl
   }
 });
 
-Deno.test("loopGuard: below 1024 and the server's own port are refused", () => {
-  assert.equal(loopGuard(40000, 7777), "");
-  assert.equal(loopGuard(1024, 7777), "");
-  assert.equal(loopGuard(1023, 7777), GUARD_LOW);
-  assert.equal(loopGuard(53, 7777), GUARD_LOW);
-  assert.equal(loopGuard(7777, 7777), GUARD_OWN);
-  assert.equal(loopGuard(53, 7777, true), "");
-  assert.equal(loopGuard(7777, 7777, true), "");
-});
+testLoopGuardFunction("loopGuard", loopGuard);
 
 // ---------------------------------------------------------------------------
 // Logging under a flood, --quiet
