@@ -36,7 +36,7 @@ import {
   within,
   writeAll,
 } from "./helpers.ts";
-import { assertNoStackTrace, firstLine } from "./server_cli.ts";
+import { assertNoStackTrace, firstLine, testHeaderCard } from "./server_cli.ts";
 import {
   concat as concatBytes,
   describeConnectError,
@@ -1389,19 +1389,4 @@ Deno.test({
 // ---------------------------------------------------------------------------
 // The header card
 
-Deno.test("header: a card of at most 40 lines whose ↔ map names code the file has", () => {
-  const source = Deno.readTextFileSync(new URL(SCRIPT, ROOT));
-  const lines = source.split("\n");
-  const end = lines.indexOf(" */");
-  assert.ok(end >= 0 && end < 40, `header ends at line ${end + 1}`);
-  const code = lines.slice(end + 1).filter((l) => !/^\s*(\*|\/\/)/.test(l))
-    .join("\n");
-  const rights = lines.slice(0, end).filter((l) => l.includes("↔"))
-    .map((l) => l.slice(l.indexOf("↔") + 1));
-  assert.ok(rights.length >= 5, "no ↔ map");
-  for (const right of rights.slice(1)) {
-    for (const [, fragment] of right.matchAll(/`([^`]+)`/g)) {
-      assert.ok(code.includes(fragment), `not in the code: ${fragment}`);
-    }
-  }
-});
+testHeaderCard(SCRIPT, 5);

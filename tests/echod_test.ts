@@ -8,7 +8,6 @@
 
 import assert from "node:assert/strict";
 import {
-  awkwardBytes,
   closeQuietly,
   connect,
   copyAlone,
@@ -16,22 +15,15 @@ import {
   escapeRegExp,
   eventually,
   FAMILIES,
-  type Family,
   firstDifference,
   IPV4,
   IPV6,
   isLinux,
-  limitLeaving,
   patternBytes,
-  prlimitMissing,
-  readExactly,
   readToEnd,
-  resetAfterEcho,
   ROOT_DIR,
-  rssBytes,
   runScript,
   sameBytes,
-  setSoftFileLimit,
   shownAddress,
   sleep,
   startServer,
@@ -42,21 +34,38 @@ import {
   utf8,
   WAIT_MS,
   within,
-  writeAll,
 } from "./helpers.ts";
 import {
   echoProbe,
+  spreadOverTwoThreads,
   testEchoesBytes,
   testEchoLogLines,
   testEchoSurvivesReset,
+  testInterleavedClients,
+  testOutOfDescriptors,
+  testResetBeforeAccept,
+  testSecondClientServed,
+  testShutdownSignals,
+  testSlowReader,
+  testStreamingClients,
+  testThreadedShutdown,
 } from "./echo_contract.ts";
-import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
+import {
+  assertNoStackTrace,
+  captured,
+  testServerCommandLine,
+  testUsageErrors,
+} from "./server_cli.ts";
 import { testNoDelay } from "./sockopt.ts";
 import {
   bindUdp,
   localPort,
-  receiveOne,
+  lowPortTester,
   serverAddr,
+  testLoopGuardFunction,
+  testUdpEchoesWhole,
+  testUdpFloodsAndVanishedPeers,
+  testUdpLoopGuard,
   udpRoundTrip,
   udpSocket,
 } from "./udp.ts";
@@ -82,17 +91,17 @@ import {
 
 const SCRIPT = "echod.ts";
 const RUN_LINE = "deno run -N --allow-read=echod.ts --unstable-net echod.ts";
-/** The largest UDP payload: 65535 minus the IP (IPv4 only) and UDP headers. */
-const MAX_PAYLOAD = { IPv4: 65507, IPv6: 65527 } as const;
 /** A source port below 1024 for the loop-guard tests (not udp_echo_test's
  * 999, so that both files may run at once). */
 const LOW_PORT = 998;
-/** Long enough that a missing echo would have arrived on loopback. */
-const NO_ECHO_MS = 500;
-const GUARD_LOW =
-  "source port below 1024 (loop guard; --allow-any-port lifts it)";
-const GUARD_OWN =
-  "source port is this server's own (loop guard; --allow-any-port lifts it)";
+const SERVER = { script: SCRIPT, title: "echod: " };
+const UDP_SERVER = {
+  ...SERVER,
+  tcpCounts: "0 clients, 0 bytes echoed, ",
+  readyTail: ", TCP and UDP",
+  lowPort: LOW_PORT,
+  loop: "loops",
+};
 /** French lines: a no-break space before the colon. */
 const NBSP = "\u00a0";
 
@@ -101,8 +110,10 @@ const NBSP = "\u00a0";
 
 testServerCommandLine({ script: SCRIPT, probe: echoProbe(2) });
 
-for (
-  const [args, line] of [
+testUsageErrors(
+  SCRIPT,
+  RUN_LINE,
+  [
     [["--max-clients", "0"], 'Invalid --max-clients "0"'],
     [["--max-clients", "ten"], 'Invalid --max-clients "ten"'],
     [
@@ -116,24 +127,8 @@ for (
     [["--tcp-only", "--udp-only"], "--tcp-only and --udp-only exclude"],
     [["--udp-only", "--threads", "2"], "--threads serves TCP"],
     [["--lang", "de"], 'Invalid language "de": expected fr or en'],
-  ] as const
-) {
-  Deno.test(`echod: ${args.join(" ")} is a usage error, exit 2`, async () => {
-    await using child = runScript(SCRIPT, [...args]);
-    const done = await child.finished();
-    assert.equal(done.code, 2);
-    assert.ok(
-      done.stderr.startsWith(`echod: ${line}`),
-      done.stderr.split("\n")[0],
-    );
-    assert.match(
-      done.stderr,
-      new RegExp(`^Usage: ${escapeRegExp(RUN_LINE)} \\[options\\]`, "m"),
-    );
-    assert.equal(done.stdout, "");
-    assertNoStackTrace(done.stderr);
-  });
-}
+  ] as const,
+);
 
 Deno.test("echod: the task's run line is the documented one, and --help says --port 7 needs the right to bind it", async () => {
   assert.deepEqual(taskFlags(SCRIPT), RUN_LINE.split(" ").slice(2, -1));
@@ -487,89 +482,12 @@ testEchoesBytes(SCRIPT);
 
 testNoDelay(SCRIPT, { clients: 3 });
 
-testBothFamilies(
-  "echod: a second client is served while the first stays connected",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    const first = await connect(family, server.port);
-    const second = await connect(family, server.port);
-    try {
-      assert.deepEqual(await echoRoundTrip(first, utf8("1st")), utf8("1st"));
-      assert.deepEqual(await echoRoundTrip(second, utf8("2nd")), utf8("2nd"));
-      assert.deepEqual(
-        await echoRoundTrip(first, utf8("again")),
-        utf8("again"),
-      );
-    } finally {
-      first.close();
-      second.close();
-    }
-  },
-);
+testSecondClientServed(SERVER);
 
-Deno.test("echod: 300 interleaved clients each get exactly their own bytes", async () => {
-  await using server = await startServer(SCRIPT, ["--quiet"]);
-  const count = 300;
-  const chunks = 4;
-  const chunkSize = 2500; // over the idle buffer: each client switches buffers
-  const conns: Deno.TcpConn[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      conns.push(await connect(IPV4, server.port));
-    }
-    const payloads = conns.map((_, i) =>
-      patternBytes(chunks * chunkSize, i + 1)
-    );
-    const echoes = conns.map((conn, i) =>
-      readExactly(conn, payloads[i].length)
-    );
-    for (let c = 0; c < chunks; c++) {
-      for (const [i, conn] of conns.entries()) {
-        await writeAll(
-          conn,
-          payloads[i].subarray(c * chunkSize, (c + 1) * chunkSize),
-        );
-      }
-    }
-    for (const [i, echo] of (await Promise.all(echoes)).entries()) {
-      assert.ok(
-        sameBytes(echo, payloads[i]),
-        `client ${i}: ${firstDifference(echo, payloads[i])}`,
-      );
-    }
-  } finally {
-    for (const conn of conns) conn.close();
-  }
-  const done = await server.stop();
-  assert.match(
-    done.stdout,
-    new RegExp(
-      `^echod: stopped by SIGINT: ${count} clients, ${
-        count * chunks * chunkSize
-      } bytes echoed$`,
-      "m",
-    ),
-  );
-});
+// Over the idle buffer: each client switches buffers.
+testInterleavedClients(SERVER, 2500);
 
-Deno.test("echod: 32 clients streaming 4 MiB each at once (more than the large buffers) get exactly their own bytes", async () => {
-  await using server = await startServer(SCRIPT, ["--quiet"]);
-  const conns = await Promise.all(
-    Array.from({ length: 32 }, () => connect(IPV4, server.port)),
-  );
-  try {
-    await Promise.all(conns.map(async (conn, i) => {
-      const payload = patternBytes(4 * 1024 * 1024, 1000 + i);
-      const echo = await echoRoundTrip(conn, payload);
-      assert.ok(
-        sameBytes(echo, payload),
-        `client ${i}: ${firstDifference(echo, payload)}`,
-      );
-    }));
-  } finally {
-    for (const conn of conns) conn.close();
-  }
-});
+testStreamingClients(SERVER, { what: " (more than the large buffers)" });
 
 Deno.test("echod: 16 clients that sent exactly 128 bytes and went quiet hold no large buffer: a 64 MiB echo after them still reads in large buffers", async () => {
   // Each quiet client's read fills its small buffer once: with a large
@@ -608,131 +526,11 @@ Deno.test("echod: 16 clients that sent exactly 128 bytes and went quiet hold no 
 
 testEchoSurvivesReset(SCRIPT);
 
-testBothFamilies(
-  "echod: clients that reset before they are accepted do not stop the accept loop",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    // A stopped server accepts nothing: the kernel completes the
-    // handshakes and queues the clients, which then reset in the queue.
-    server.kill("SIGSTOP");
-    try {
-      for (let i = 0; i < 5; i++) {
-        await resetAfterEcho(family, server.port, null);
-      }
-    } finally {
-      server.kill("SIGCONT");
-    }
-    const next = await connect(family, server.port);
-    try {
-      assert.deepEqual(await echoRoundTrip(next, utf8("next")), utf8("next"));
-    } finally {
-      next.close();
-    }
-    assert.equal((await server.stop()).code, 0);
-    assert.doesNotMatch(server.stderr.text, /cannot accept/);
-  },
-);
+testResetBeforeAccept(SERVER);
 
-Deno.test("echod: a client that stops reading delays nobody and cannot grow the server's memory", async () => {
-  await using server = await startServer(SCRIPT, ["--quiet"]);
-  const before = rssBytes(server.pid);
-  const greedy = await connect(IPV4, server.port);
-  const chunk = patternBytes(1024 * 1024);
-  const limit = 256; // MiB we are ready to send if the server keeps taking
-  let sent = 0;
-  let pending: Promise<void> | null = null;
-  const fast: Deno.TcpConn[] = [];
-  try {
-    while (sent < limit) {
-      pending = writeAll(greedy, chunk);
-      if (await stillPending(pending, 1000)) break; // the server stopped reading
-      await pending;
-      pending = null;
-      sent++;
-    }
-    assert.ok(sent < limit, `the server accepted all ${limit} MiB unread`);
-    for (let i = 0; i < 20; i++) fast.push(await connect(IPV4, server.port));
-    for (let round = 0; round < 5; round++) {
-      await Promise.all(fast.map(async (conn, i) => {
-        const payload = utf8(`fast ${i} round ${round}`);
-        assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-      }));
-    }
-    const grown = rssBytes(server.pid) - before;
-    assert.ok(
-      grown < 32 * 1024 * 1024,
-      `server RSS grew by ${grown >> 20} MiB after ${sent} MiB unread`,
-    );
-    const done = await server.stop();
-    assert.equal(done.code, 0);
-    assert.match(done.stdout, /stopped by SIGINT: 21 clients/);
-  } finally {
-    greedy.close();
-    for (const conn of fast) conn.close();
-    await pending?.catch(() => {}); // the blocked write fails once closed
-  }
-});
+testSlowReader(SERVER);
 
-Deno.test({
-  name: prlimitMissing
-    ? `echod: out of file descriptors: stays up, backs off, serves again once some free (ignored: ${prlimitMissing})`
-    : "echod: out of file descriptors: stays up, backs off, serves again once some free",
-  ignore: prlimitMissing !== "",
-  async fn() {
-    await using server = await startServer(SCRIPT, [], {
-      env: { DENO_NO_UPDATE_CHECK: "1" },
-    });
-    // Room for exactly `room` more descriptors: `room` clients, then EMFILE.
-    const room = 4;
-    await setSoftFileLimit(server.pid, limitLeaving(server.pid, room));
-    const count = 12;
-    const conns: Deno.TcpConn[] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        conns.push(await connect(IPV4, server.port)); // queued by the kernel
-      }
-      const echoed = new Set<number>();
-      const echoes = conns.map(async (conn, i) => {
-        const payload = utf8(`client ${String(i).padStart(2, "0")}`);
-        await writeAll(conn, payload);
-        assert.deepEqual(await readExactly(conn, payload.length), payload);
-        echoed.add(i);
-      });
-      await eventually(() => echoed.size === room, `${room} clients served`);
-      await server.stderr.waitFor(
-        /^echod: cannot accept clients: Too many open files.*; retrying$/,
-      );
-      assert.ok(
-        await stillPending(Promise.all(echoes), 500),
-        "more clients served than descriptors allow",
-      );
-      assert.equal(echoed.size, room);
-      assert.equal(server.stderr.lines.length, 1, server.stderr.text);
-      const served = new Set<number>();
-      await eventually(() => {
-        for (const i of echoed) {
-          if (!served.has(i)) {
-            served.add(i);
-            conns[i].close();
-          }
-        }
-        return served.size === count;
-      }, "every queued client served as descriptors free up");
-      await Promise.all(echoes);
-      await server.stderr.waitFor(/^echod: accepting clients again$/);
-    } finally {
-      for (const conn of conns) closeQuietly(conn);
-    }
-    await setSoftFileLimit(server.pid, 1024);
-    const next = await connect(IPV4, server.port);
-    try {
-      assert.deepEqual(await echoRoundTrip(next, utf8("ok")), utf8("ok"));
-    } finally {
-      next.close();
-    }
-    assert.equal((await server.stop()).code, 0);
-  },
-});
+testOutOfDescriptors(SERVER);
 
 // ---------------------------------------------------------------------------
 // TCP: the limits, --max-clients and --idle-timeout
@@ -869,104 +667,19 @@ Deno.test("echod: --no-fair is accepted and still echoes (the fair turns off)", 
 // ---------------------------------------------------------------------------
 // Shutdown: SIGINT and SIGTERM drain and sum up
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.test(`echod: ${signal} closes every client, prints the summary with the datagrams, exits 0`, async () => {
-    await using server = await startServer(SCRIPT);
-    const conns = await Promise.all(
-      [1, 2, 3].map(() => connect(IPV4, server.port)),
-    );
-    try {
-      for (const conn of conns) {
-        assert.deepEqual(await echoRoundTrip(conn, utf8("bye")), utf8("bye"));
-      }
-      using socket = udpSocket(IPV4);
-      await udpRoundTrip(socket, IPV4, server.port, utf8("ciao"));
-      const done = await server.stop(signal);
-      assert.equal(done.code, 0);
-      assert.match(
-        done.stdout,
-        new RegExp(
-          `^echod: stopped by ${signal}: 3 clients, 9 bytes echoed, 1 datagram, 4 bytes echoed, 0 dropped$`,
-          "m",
-        ),
-      );
-      assert.equal(
-        done.stdout.match(/ was closed at shutdown after 3 bytes echoed$/gm)
-          ?.length,
-        3,
-        done.stdout,
-      );
-      for (const conn of conns) {
-        assert.deepEqual(await readToEnd(conn), new Uint8Array(0));
-      }
-      assert.equal(done.stderr, "");
-    } finally {
-      for (const conn of conns) conn.close();
-    }
-  });
-}
+testShutdownSignals(SERVER, {
+  what: ", prints the summary with the datagrams, exits 0",
+  more: async (port) => {
+    using socket = udpSocket(IPV4);
+    await udpRoundTrip(socket, IPV4, port, utf8("ciao"));
+  },
+  summary: "3 clients, 9 bytes echoed, 1 datagram, 4 bytes echoed, 0 dropped",
+});
 
 // ---------------------------------------------------------------------------
 // UDP on the same port: whole datagrams, to their exact sender
 
-testBothFamilies(
-  "echod: each datagram goes back whole, from the server's port, to its exact sender",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    using a = udpSocket(family);
-    using b = udpSocket(family);
-    const forA = awkwardBytes();
-    const forB = patternBytes(1000, 5);
-    const replyA = receiveOne(a);
-    const replyB = receiveOne(b);
-    await a.send(forA, serverAddr(family, server.port));
-    await b.send(forB, serverAddr(family, server.port));
-    const [echoA, fromA] = await within(replyA, "the echo to A");
-    const [echoB, fromB] = await within(replyB, "the echo to B");
-    assert.deepEqual(echoA, forA);
-    assert.deepEqual(echoB, forB);
-    for (const from of [fromA, fromB]) {
-      assert.equal(from.hostname, family.host);
-      assert.equal(from.port, server.port);
-    }
-  },
-);
-
-testBothFamilies(
-  "echod: an empty datagram and a 1-byte datagram are echoed",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    using socket = udpSocket(family);
-    for (const payload of [new Uint8Array(0), Uint8Array.of(0)]) {
-      const [echo] = await udpRoundTrip(socket, family, server.port, payload);
-      assert.deepEqual(echo, payload);
-    }
-    const done = await server.stop();
-    assert.match(
-      done.stdout,
-      /: 0 clients, 0 bytes echoed, 2 datagrams, 1 byte echoed, 0 dropped$/m,
-    );
-  },
-);
-
-testBothFamilies(
-  "echod: the largest datagram the family allows comes back whole (IPv4 65507, IPv6 65527 bytes)",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    using socket = udpSocket(family);
-    const payload = patternBytes(MAX_PAYLOAD[family.name], 11);
-    const [echo] = await udpRoundTrip(socket, family, server.port, payload);
-    assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
-    const done = await server.stop();
-    assert.match(
-      done.stdout,
-      new RegExp(
-        `, 1 datagram, ${payload.length} bytes echoed, 0 dropped$`,
-        "m",
-      ),
-    );
-  },
-);
+testUdpEchoesWhole(UDP_SERVER);
 
 testBothFamilies(
   "echod: one line per datagram, with the sender's real address",
@@ -985,62 +698,20 @@ testBothFamilies(
   },
 );
 
-testBothFamilies(
-  "echod: a sender gone before its echo does not stop the loops",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    const to = serverAddr(family, server.port);
-    for (let i = 0; i < 20; i++) {
-      const gone = udpSocket(family);
-      await gone.send(utf8("gone"), to);
-      gone.close(); // its echo meets a closed port: ICMP port unreachable
-    }
-    using socket = udpSocket(family);
-    const [echo] = await udpRoundTrip(
-      socket,
-      family,
-      server.port,
-      utf8("next"),
-    );
-    assert.equal(text(echo), "next");
-    const done = await server.stop();
-    assert.match(done.stdout, /, 21 datagrams, 84 bytes echoed, 0 dropped$/m);
-    assert.equal(done.stderr, "");
-  },
-);
-
-testBothFamilies(
-  "echod: a flood of datagrams from several sockets leaves it alive and answering, TCP too",
-  async (family) => {
-    await using server = await startServer(SCRIPT, ["--quiet"]);
-    const senders = Array.from({ length: 4 }, () => udpSocket(family));
-    const to = serverAddr(family, server.port);
-    const perSender = 20_000; // 80 000 datagrams per family, never read back
-    try {
-      const datagram = patternBytes(64);
-      await Promise.all(senders.map(async (socket) => {
-        for (let i = 0; i < perSender; i++) await socket.send(datagram, to);
-      }));
-    } finally {
-      for (const socket of senders) socket.close();
-    }
-    using socket = udpSocket(family);
-    const payload = utf8("still there?");
-    const [echo] = await udpRoundTrip(socket, family, server.port, payload, 10);
-    assert.deepEqual(echo, payload);
-    const conn = await connect(family, server.port);
+testUdpFloodsAndVanishedPeers(UDP_SERVER, {
+  what:
+    "of datagrams from several sockets leaves it alive and answering, TCP too",
+  args: ["--quiet"],
+  perSender: 20_000, // 80 000 datagrams per family, never read back
+  more: async (family, port) => {
+    const conn = await connect(family, port);
     try {
       assert.deepEqual(await echoRoundTrip(conn, utf8("tcp?")), utf8("tcp?"));
     } finally {
       conn.close();
     }
-    const done = await server.stop();
-    assert.equal(done.code, 0);
-    const [, echoed] = done.stdout.match(/, (\d+) datagrams?, /)!;
-    assert.ok(Number(echoed) > 1, done.stdout);
-    assert.equal(done.stderr, "");
   },
-);
+});
 
 const NOT_LOGGED =
   /^echod: (\d+) more datagrams echoed without a line \(at most 10 lines a second; --quiet for none\)$/;
@@ -1081,69 +752,9 @@ Deno.test("echod: --quiet: no line per datagram", async () => {
 // ---------------------------------------------------------------------------
 // UDP: the loop guard (privileged and own-port drop)
 
-/** A port below 1024 this test may bind, or why none can be. */
-const lowPortMissing = ((): string => {
-  try {
-    udpSocket(IPV4, LOW_PORT).close();
-    return "";
-  } catch (err) {
-    return err instanceof Deno.errors.PermissionDenied
-      ? `binding port ${LOW_PORT} needs root (or CAP_NET_BIND_SERVICE)`
-      : `cannot bind port ${LOW_PORT}: ${(err as Error).message}`;
-  }
-})();
+const testLowPort = lowPortTester(LOW_PORT);
 
-function testLowPort(
-  name: string,
-  fn: (family: Family) => Promise<void>,
-): void {
-  if (!lowPortMissing) return testBothFamilies(name, fn);
-  Deno.test({
-    name: `${name} (ignored: ${lowPortMissing})`,
-    ignore: true,
-    fn() {},
-  });
-}
-
-testLowPort(
-  "echod: a datagram from a source port below 1024 is dropped, logged and counted",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    using low = udpSocket(family, LOW_PORT);
-    await low.send(utf8("loop?"), serverAddr(family, server.port));
-    const shown = family.name === "IPv4"
-      ? `127.0.0.1:${LOW_PORT}`
-      : `[::1]:${LOW_PORT}`;
-    await server.stderr.waitFor(
-      new RegExp(
-        `^echod: dropped a datagram from ${escapeRegExp(shown)}: ${
-          escapeRegExp(GUARD_LOW)
-        }$`,
-      ),
-    );
-    assert.ok(await stillPending(receiveOne(low), NO_ECHO_MS), "echoed");
-    using normal = udpSocket(family);
-    const [echo] = await udpRoundTrip(normal, family, server.port, utf8("ok"));
-    assert.equal(text(echo), "ok");
-    const done = await server.stop();
-    assert.equal(done.code, 0);
-    assert.match(
-      done.stdout,
-      /^echod: stopped by SIGINT: 0 clients, 0 bytes echoed, 1 datagram, 2 bytes echoed, 1 dropped$/m,
-    );
-  },
-);
-
-testLowPort(
-  "echod: --allow-any-port lifts the guard: a source port below 1024 is echoed",
-  async (family) => {
-    await using server = await startServer(SCRIPT, ["--allow-any-port"]);
-    using low = udpSocket(family, LOW_PORT);
-    const [echo] = await udpRoundTrip(low, family, server.port, utf8("lab"));
-    assert.equal(text(echo), "lab");
-    assert.equal(server.stderr.text, "");
-  },
-);
+testUdpLoopGuard(UDP_SERVER);
 
 testLowPort(
   "echod: a flood of guarded datagrams gets at most one log line per second, all counted",
@@ -1185,49 +796,6 @@ testLowPort(
   },
 );
 
-testLowPort(
-  "echod: --quiet: dropped datagrams are still counted, without a line",
-  async (family) => {
-    await using server = await startServer(SCRIPT, ["--quiet"]);
-    using low = udpSocket(family, LOW_PORT);
-    await low.send(utf8("x"), serverAddr(family, server.port));
-    using normal = udpSocket(family);
-    await udpRoundTrip(normal, family, server.port, utf8("y"));
-    const done = await server.stop();
-    assert.match(done.stdout, /, 1 datagram, 1 byte echoed, 1 dropped$/m);
-    assert.equal(done.stderr, "");
-  },
-);
-
-// The server's own port on another address: on Linux every 127.x.y.z is
-// loopback, so a socket on 127.0.0.2 can share the port of a server bound to
-// 127.0.0.1, as a second echo server on another host would.
-Deno.test({
-  name: isLinux
-    ? "echod: a datagram from the server's own port (another echo server) is dropped [IPv4]"
-    : "echod: a datagram from the server's own port is dropped [IPv4] (ignored: needs Linux's 127.0.0.0/8 loopback)",
-  ignore: !isLinux,
-  async fn() {
-    await using server = await startServer(SCRIPT, ["--host", "127.0.0.1"]);
-    assert.equal(
-      server.readyLine,
-      `echod: listening on 127.0.0.1:${server.port}, TCP and UDP`,
-    );
-    using twin = bindUdp("127.0.0.2", server.port);
-    await twin.send(utf8("ping-pong?"), serverAddr(IPV4, server.port));
-    await server.stderr.waitFor(
-      new RegExp(
-        `^echod: dropped a datagram from 127\\.0\\.0\\.2:${server.port}: ${
-          escapeRegExp(GUARD_OWN)
-        }$`,
-      ),
-    );
-    assert.ok(await stillPending(receiveOne(twin), NO_ECHO_MS), "echoed");
-    const done = await server.stop();
-    assert.match(done.stdout, /, 0 datagrams, 0 bytes echoed, 1 dropped$/m);
-  },
-});
-
 // ---------------------------------------------------------------------------
 // --threads N: workers on the shared port, supervised
 
@@ -1243,42 +811,10 @@ Deno.test({
       /^echod: listening on \[::\]:\d+ \(IPv4 and IPv6\), TCP and UDP, 2 threads$/,
     );
     assert.equal(listenersOn(server.port, server.pid), 2);
-    const count = 60;
-    // Each client has a new port, hence a new hash, hence a thread drawn
-    // again. All 60 on one thread of two: a chance of 2 in 2^60.
-    for (let i = 0; i < count; i++) {
-      const conn = await connect(IPV4, server.port);
-      try {
-        const payload = utf8(`client ${i}`);
-        assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-      } finally {
-        conn.close();
-      }
-    }
     using socket = udpSocket(IPV4);
-    await udpRoundTrip(socket, IPV4, server.port, utf8("udp"));
-    await eventually(
-      () =>
-        server.stdout.lines.filter((l) => / left after /.test(l)).length ===
-          count,
-      "every client's last line",
-    );
-    const done = await server.stop();
-    assert.equal(done.code, 0);
-    assert.equal(done.stderr, "");
-    const clientLines = done.stdout.split("\n").filter((l) =>
-      /^echod: \[/.test(l)
-    );
-    assert.equal(clientLines.length, 2 * count, done.stdout);
-    const threads = new Set<string>();
-    for (const line of clientLines) {
-      const match = line.match(
-        /^echod: \[([12])\] 127\.0\.0\.1:\d+ (connected|left after \d+ bytes echoed)$/,
-      );
-      assert.ok(match, `malformed line: ${JSON.stringify(line)}`);
-      threads.add(match[1]);
-    }
-    assert.deepEqual([...threads].sort(), ["1", "2"]);
+    const done = await spreadOverTwoThreads(server, "echod", 60, async () => {
+      await udpRoundTrip(socket, IPV4, server.port, utf8("udp"));
+    });
     assert.match(
       done.stdout,
       /^echod: stopped by SIGINT: 60 clients, \d+ bytes echoed, 1 datagram, 3 bytes echoed, 0 dropped$/m,
@@ -1324,41 +860,11 @@ Deno.test("echod --threads 2 --max-clients 1: the bound is per thread: at most 2
 
 testEchoesBytes(SCRIPT, ["--threads", "2"]);
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.test(`echod --threads 2: ${signal} closes every client of every thread and sums their counts`, async () => {
-    await using server = await startServer(SCRIPT, ["--threads", "2"]);
-    const count = 16;
-    const conns: Deno.TcpConn[] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        const conn = await connect(IPV4, server.port);
-        conns.push(conn);
-        assert.deepEqual(await echoRoundTrip(conn, utf8("bye")), utf8("bye"));
-      }
-      const done = await server.stop(signal);
-      assert.equal(done.code, 0);
-      assert.equal(done.stderr, "");
-      assert.match(
-        done.stdout,
-        new RegExp(
-          `^echod: stopped by ${signal}: ${count} clients, ${
-            3 * count
-          } bytes echoed$`,
-          "m",
-        ),
-      );
-      const closed = done.stdout.match(
-        /^echod: \[(\d)\] \S+ was closed at shutdown after 3 bytes echoed$/gm,
-      ) ?? [];
-      assert.equal(closed.length, count, done.stdout);
-      for (const conn of conns) {
-        assert.deepEqual(await readToEnd(conn), new Uint8Array(0));
-      }
-    } finally {
-      for (const conn of conns) conn.close();
-    }
-  });
-}
+testThreadedShutdown(
+  { script: SCRIPT, title: "echod --threads 2: " },
+  " and sums their counts",
+  false,
+);
 
 const destroyMissing = await destroyListenersMissing();
 
@@ -1434,23 +940,6 @@ Deno.test({
 // ---------------------------------------------------------------------------
 // The pure pieces, in-process (fast). Importing echod.ts starts nothing.
 
-/** Runs `parse` with console.log and console.error captured: the command
- * line prints its usage and its mistakes itself. */
-function captured<T>(parse: () => T): { result: T; out: string; err: string } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...words: unknown[]) => out.push(words.join(" "));
-  console.error = (...words: unknown[]) => err.push(words.join(" "));
-  try {
-    const result = parse();
-    return { result, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
-
 Deno.test("echod.parseOptions: defaults, services, threads, limits, --no-fair", () => {
   const defaults = parseOptions([]);
   assert.ok(typeof defaults === "object");
@@ -1518,15 +1007,7 @@ Deno.test("echod.restartDelay: doubles while threads die young, capped, reset by
   assert.equal(restartDelay(RESTART_STABLE_MS - 1, min), 2 * min);
 });
 
-Deno.test("echod.loopGuard: below 1024 and the server's own port are refused", () => {
-  assert.equal(loopGuard(40000, 7777), "");
-  assert.equal(loopGuard(1024, 7777), "");
-  assert.equal(loopGuard(1023, 7777), GUARD_LOW);
-  assert.equal(loopGuard(53, 7777), GUARD_LOW);
-  assert.equal(loopGuard(7777, 7777), GUARD_OWN);
-  assert.equal(loopGuard(53, 7777, true), "");
-  assert.equal(loopGuard(7777, 7777, true), "");
-});
+testLoopGuardFunction("echod.loopGuard", loopGuard);
 
 Deno.test("echod.LogLimiter: at most N lines per interval, then says how many it left out", () => {
   const limiter = new LogLimiter(2, 1000);

@@ -4,39 +4,26 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  closeQuietly,
-  connect,
-  echoRoundTrip,
-  eventually,
-  firstDifference,
-  IPV4,
-  limitLeaving,
-  patternBytes,
-  prlimitMissing,
-  readExactly,
-  readToEnd,
-  resetAfterEcho,
-  rssBytes,
-  sameBytes,
-  setSoftFileLimit,
-  startServer,
-  stillPending,
-  testBothFamilies,
-  utf8,
-  writeAll,
-} from "./helpers.ts";
+import { echoRoundTrip, startServer, utf8 } from "./helpers.ts";
 import {
   echoProbe,
   testEchoesBytes,
   testEchoLogLines,
   testEchoSurvivesReset,
+  testInterleavedClients,
+  testOutOfDescriptors,
+  testResetBeforeAccept,
+  testSecondClientServed,
+  testShutdownSignals,
+  testSlowReader,
+  testStreamingClients,
 } from "./echo_contract.ts";
 import { testServerCommandLine } from "./server_cli.ts";
 import { testLessonLanguages } from "./lesson_lang.ts";
 import { testNoDelay } from "./sockopt.ts";
 
 const SCRIPT = "select_echo.ts";
+const SERVER = { script: SCRIPT, title: "" };
 
 testServerCommandLine({ script: SCRIPT, probe: echoProbe(2) });
 
@@ -82,271 +69,34 @@ testNoDelay(SCRIPT, { clients: 3 });
 // ---------------------------------------------------------------------------
 // Many clients at once
 
-testBothFamilies(
-  "a second client is served while the first stays connected",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    const first = await connect(family, server.port);
-    const second = await connect(family, server.port);
-    try {
-      assert.deepEqual(await echoRoundTrip(first, utf8("1st")), utf8("1st"));
-      assert.deepEqual(await echoRoundTrip(second, utf8("2nd")), utf8("2nd"));
-      assert.deepEqual(
-        await echoRoundTrip(first, utf8("again")),
-        utf8("again"),
-      );
-    } finally {
-      first.close();
-      second.close();
-    }
-  },
-);
+testSecondClientServed(SERVER);
 
-Deno.test("300 interleaved clients each get exactly their own bytes", async () => {
-  await using server = await startServer(SCRIPT, ["--quiet"]);
-  const count = 300;
-  const chunks = 4;
-  const chunkSize = 20_000; // over a client's buffer: several reads each
-  const conns: Deno.TcpConn[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      conns.push(await connect(IPV4, server.port));
-    }
-    const payloads = conns.map((_, i) =>
-      patternBytes(chunks * chunkSize, i + 1)
-    );
-    const echoes = conns.map((conn, i) =>
-      readExactly(conn, payloads[i].length)
-    );
-    // Round by round, every client sends its next piece: the server sees
-    // all of them mixed together.
-    for (let c = 0; c < chunks; c++) {
-      for (const [i, conn] of conns.entries()) {
-        await writeAll(
-          conn,
-          payloads[i].subarray(c * chunkSize, (c + 1) * chunkSize),
-        );
-      }
-    }
-    for (const [i, echo] of (await Promise.all(echoes)).entries()) {
-      assert.ok(
-        sameBytes(echo, payloads[i]),
-        `client ${i}: ${firstDifference(echo, payloads[i])}`,
-      );
-    }
-  } finally {
-    for (const conn of conns) conn.close();
-  }
-  const done = await server.stop();
-  assert.match(
-    done.stdout,
-    new RegExp(
-      `^select_echo: stopped by SIGINT: ${count} clients, ${
-        count * chunks * chunkSize
-      } bytes echoed$`,
-      "m",
-    ),
-  );
-});
+// Over a client's buffer: several reads each.
+testInterleavedClients(SERVER, 20_000);
 
-Deno.test("32 clients streaming 4 MiB each at once get exactly their own bytes", async () => {
-  // Every client reads into its own buffer, many times over.
-  await using server = await startServer(SCRIPT, ["--quiet"]);
-  const conns = await Promise.all(
-    Array.from({ length: 32 }, () => connect(IPV4, server.port)),
-  );
-  try {
-    await Promise.all(conns.map(async (conn, i) => {
-      const payload = patternBytes(4 * 1024 * 1024, 1000 + i);
-      const echo = await echoRoundTrip(conn, payload);
-      assert.ok(
-        sameBytes(echo, payload),
-        `client ${i}: ${firstDifference(echo, payload)}`,
-      );
-    }));
-  } finally {
-    for (const conn of conns) conn.close();
-  }
-});
+testStreamingClients(SERVER);
 
 // ---------------------------------------------------------------------------
 // Clients that misbehave
 
 testEchoSurvivesReset(SCRIPT);
 
-testBothFamilies(
-  "clients that reset before they are accepted do not stop the accept loop",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    // A stopped server accepts nothing: the kernel completes the
-    // handshakes and queues the clients, which then reset in the queue.
-    server.kill("SIGSTOP");
-    try {
-      for (let i = 0; i < 5; i++) {
-        await resetAfterEcho(family, server.port, null);
-      }
-    } finally {
-      server.kill("SIGCONT");
-    }
-    const next = await connect(family, server.port);
-    try {
-      assert.deepEqual(await echoRoundTrip(next, utf8("next")), utf8("next"));
-    } finally {
-      next.close();
-    }
-    assert.equal((await server.stop()).code, 0);
-    assert.doesNotMatch(server.stderr.text, /cannot accept/);
-  },
-);
+testResetBeforeAccept(SERVER);
 
-Deno.test("a client that stops reading delays nobody and cannot grow the server's memory", async () => {
-  await using server = await startServer(SCRIPT, ["--quiet"]);
-  const before = rssBytes(server.pid);
-  const greedy = await connect(IPV4, server.port);
-  const chunk = patternBytes(1024 * 1024);
-  const limit = 256; // MiB we are ready to send if the server keeps taking
-  let sent = 0;
-  let pending: Promise<void> | null = null;
-  const fast: Deno.TcpConn[] = [];
-  try {
-    while (sent < limit) {
-      pending = writeAll(greedy, chunk);
-      if (await stillPending(pending, 1000)) break; // the server stopped reading
-      await pending;
-      pending = null;
-      sent++;
-    }
-    assert.ok(sent < limit, `the server accepted all ${limit} MiB unread`);
-    // The server is stuck writing to the greedy client; others go on.
-    for (let i = 0; i < 20; i++) fast.push(await connect(IPV4, server.port));
-    for (let round = 0; round < 5; round++) {
-      await Promise.all(fast.map(async (conn, i) => {
-        const payload = utf8(`fast ${i} round ${round}`);
-        assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-      }));
-    }
-    const grown = rssBytes(server.pid) - before;
-    assert.ok(
-      grown < 32 * 1024 * 1024,
-      `server RSS grew by ${grown >> 20} MiB after ${sent} MiB unread`,
-    );
-    // Shutdown closes a client even while a write to it is blocked.
-    const done = await server.stop();
-    assert.equal(done.code, 0);
-    assert.match(done.stdout, /stopped by SIGINT: 21 clients/);
-  } finally {
-    greedy.close();
-    for (const conn of fast) conn.close();
-    await pending?.catch(() => {}); // the blocked write fails once closed
-  }
-});
+testSlowReader(SERVER);
 
 // ---------------------------------------------------------------------------
 // Out of file descriptors
 
-Deno.test({
-  name: prlimitMissing
-    ? `out of file descriptors: stays up, backs off, serves again once some free (ignored: ${prlimitMissing})`
-    : "out of file descriptors: stays up, backs off, serves again once some free",
-  ignore: prlimitMissing !== "",
-  async fn() {
-    // Half a second after start, Deno's own update check opens the CA
-    // certificates (NODE_EXTRA_CA_CERTS); out of descriptors, it warns on
-    // stderr. Not the server's line: keep it out of this test.
-    await using server = await startServer(SCRIPT, [], {
-      env: { DENO_NO_UPDATE_CHECK: "1" },
-    });
-    // Room for exactly `room` more descriptors: `room` clients, then EMFILE.
-    const room = 4;
-    await setSoftFileLimit(server.pid, limitLeaving(server.pid, room));
-    const count = 12;
-    const conns: Deno.TcpConn[] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        conns.push(await connect(IPV4, server.port)); // queued by the kernel
-      }
-      const echoed = new Set<number>();
-      const echoes = conns.map(async (conn, i) => {
-        const payload = utf8(`client ${String(i).padStart(2, "0")}`);
-        await writeAll(conn, payload);
-        assert.deepEqual(await readExactly(conn, payload.length), payload);
-        echoed.add(i);
-      });
-      await eventually(() => echoed.size === room, `${room} clients served`);
-      await server.stderr.waitFor(
-        /^select_echo: cannot accept clients: Too many open files.*; retrying$/,
-      );
-      // Backing off: retries go on, the line is not repeated.
-      assert.ok(
-        await stillPending(Promise.all(echoes), 500),
-        "more clients served than descriptors allow",
-      );
-      assert.equal(echoed.size, room);
-      assert.equal(server.stderr.lines.length, 1, server.stderr.text);
-      // Each served client leaves: its descriptor serves a waiting one.
-      const served = new Set<number>();
-      await eventually(() => {
-        for (const i of echoed) {
-          if (!served.has(i)) {
-            served.add(i);
-            conns[i].close();
-          }
-        }
-        return served.size === count;
-      }, "every queued client served as descriptors free up");
-      await Promise.all(echoes);
-      await server.stderr.waitFor(/^select_echo: accepting clients again$/);
-    } finally {
-      for (const conn of conns) closeQuietly(conn);
-    }
-    await setSoftFileLimit(server.pid, 1024);
-    const next = await connect(IPV4, server.port);
-    try {
-      assert.deepEqual(await echoRoundTrip(next, utf8("ok")), utf8("ok"));
-    } finally {
-      next.close();
-    }
-    assert.equal((await server.stop()).code, 0);
-  },
-});
+testOutOfDescriptors(SERVER);
 
 // ---------------------------------------------------------------------------
 // Shutdown
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.test(`${signal} closes every client, prints the summary, exits 0`, async () => {
-    await using server = await startServer(SCRIPT);
-    const conns = await Promise.all(
-      [1, 2, 3].map(() => connect(IPV4, server.port)),
-    );
-    try {
-      for (const conn of conns) {
-        assert.deepEqual(await echoRoundTrip(conn, utf8("bye")), utf8("bye"));
-      }
-      const done = await server.stop(signal);
-      assert.equal(done.code, 0);
-      assert.match(
-        done.stdout,
-        new RegExp(
-          `^select_echo: stopped by ${signal}: 3 clients, 9 bytes echoed$`,
-          "m",
-        ),
-      );
-      assert.equal(
-        done.stdout.match(/ was closed at shutdown after 3 bytes echoed$/gm)
-          ?.length,
-        3,
-        done.stdout,
-      );
-      for (const conn of conns) {
-        assert.deepEqual(await readToEnd(conn), new Uint8Array(0));
-      }
-      assert.equal(done.stderr, "");
-    } finally {
-      for (const conn of conns) conn.close();
-    }
-  });
-}
+testShutdownSignals(SERVER, {
+  what: ", prints the summary, exits 0",
+  summary: "3 clients, 9 bytes echoed",
+});
 
 Deno.test("select_echo exports its pure pieces: option parsing", async () => {
   const { parseOptions } = await import("../select_echo.ts");

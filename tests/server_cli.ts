@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import {
   copyAlone,
+  escapeRegExp,
   headerRunLine,
   ptyMissing,
   ROOT,
@@ -278,4 +279,72 @@ async function promptOnce(
     }
     await child.status;
   }
+}
+
+/** Runs `parse` with console.log and console.error captured: the command
+ * line prints its usage and its mistakes itself. */
+export function captured<T>(
+  parse: () => T,
+): { result: T; out: string; err: string } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...words: unknown[]) => out.push(words.join(" "));
+  console.error = (...words: unknown[]) => err.push(words.join(" "));
+  try {
+    const result = parse();
+    return { result, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+/** Each of `cases` (options and the start of the line they give) is a usage
+ * error: that line, then the usage with the run line, on stderr, exit 2,
+ * nothing on stdout, no stack trace; each test named after the script. */
+export function testUsageErrors(
+  script: string,
+  runLine: string,
+  cases: readonly (readonly [readonly string[], string])[],
+): void {
+  const name = script.replace(/\.ts$/, "");
+  for (const [args, line] of cases) {
+    Deno.test(`${name}: ${args.join(" ")} is a usage error, exit 2`, async () => {
+      await using child = runScript(script, [...args]);
+      const done = await child.finished();
+      assert.equal(done.code, 2);
+      assert.ok(
+        done.stderr.startsWith(`${name}: ${line}`),
+        done.stderr.split("\n")[0],
+      );
+      assert.match(
+        done.stderr,
+        new RegExp(`^Usage: ${escapeRegExp(runLine)} \\[options\\]`, "m"),
+      );
+      assert.equal(done.stdout, "");
+      assertNoStackTrace(done.stderr);
+    });
+  }
+}
+
+/** A lesson's header card: at most 40 lines, whose ↔ map (at least
+ * `minRights` lines) names only code the file has. */
+export function testHeaderCard(script: string, minRights: number): void {
+  Deno.test("header: a card of at most 40 lines whose ↔ map names code the file has", () => {
+    const source = Deno.readTextFileSync(new URL(script, ROOT));
+    const lines = source.split("\n");
+    const end = lines.indexOf(" */");
+    assert.ok(end >= 0 && end < 40, `header ends at line ${end + 1}`);
+    const code = lines.slice(end + 1).filter((l) => !/^\s*(\*|\/\/)/.test(l))
+      .join("\n");
+    const rights = lines.slice(0, end).filter((l) => l.includes("↔"))
+      .map((l) => l.slice(l.indexOf("↔") + 1));
+    assert.ok(rights.length >= minRights, "no ↔ map");
+    for (const right of rights.slice(1)) {
+      for (const [, fragment] of right.matchAll(/`([^`]+)`/g)) {
+        assert.ok(code.includes(fragment), `not in the code: ${fragment}`);
+      }
+    }
+  });
 }

@@ -10,7 +10,6 @@ import {
   echoRoundTrip,
   eventually,
   IPV4,
-  patternBytes,
   prlimitMissing,
   readExactly,
   readToEnd,
@@ -25,6 +24,7 @@ import {
 } from "./helpers.ts";
 import {
   echoProbe,
+  sendUntilStalled,
   testEchoesBytes,
   testEchoLogLines,
   testEchoSurvivesReset,
@@ -142,23 +142,19 @@ Deno.test("a client that sends but never reads cannot grow the server's memory",
   await using server = await startServer(SCRIPT, ["--quiet"]);
   const before = rssBytes(server.pid);
   const greedy = await connect(IPV4, server.port);
-  const chunk = patternBytes(1024 * 1024);
   const limit = 256; // MiB we are ready to send if the server keeps taking
-  let sent = 0;
   let pending: Promise<void> | null = null;
   try {
-    while (sent < limit) {
-      pending = writeAll(greedy, chunk);
-      if (await stillPending(pending, 1000)) break; // the server stopped reading
-      await pending;
-      pending = null;
-      sent++;
-    }
+    const stalled = await sendUntilStalled(greedy, limit);
+    pending = stalled.pending;
     const grown = rssBytes(server.pid) - before;
-    assert.ok(sent < limit, `the server accepted all ${limit} MiB unread`);
+    assert.ok(
+      stalled.sent < limit,
+      `the server accepted all ${limit} MiB unread`,
+    );
     assert.ok(
       grown < 32 * 1024 * 1024,
-      `server RSS grew by ${grown >> 20} MiB after ${sent} MiB unread`,
+      `server RSS grew by ${grown >> 20} MiB after ${stalled.sent} MiB unread`,
     );
   } finally {
     greedy.close();

@@ -9,20 +9,13 @@
 
 import assert from "node:assert/strict";
 import {
-  awkwardBytes,
-  closeQuietly,
   copyAlone,
   escapeRegExp,
-  type Family,
-  firstDifference,
   IPV4,
   IPV6,
-  patternBytes,
   ROOT,
   runScript,
-  sameBytes,
   startServer,
-  stillPending,
   taskFlags,
   testBothFamilies,
   text,
@@ -30,22 +23,37 @@ import {
   WAIT_MS,
   within,
 } from "./helpers.ts";
-import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
+import {
+  assertNoStackTrace,
+  testHeaderCard,
+  testServerCommandLine,
+} from "./server_cli.ts";
+import {
+  localPort,
+  lowPortTester,
+  serverAddr,
+  testLoopGuardFunction,
+  testUdpEchoesWhole,
+  testUdpFloodsAndVanishedPeers,
+  testUdpLoopGuard,
+  udpRoundTrip,
+  udpSocket,
+} from "./udp.ts";
 import { dirname } from "node:path";
 import { loopGuard, parseOptions } from "../udp_echo.ts";
 
 const SCRIPT = "udp_echo.ts";
-/** The largest UDP payload: 65535 minus the IP (IPv4 only) and UDP headers. */
-const MAX_PAYLOAD = { IPv4: 65507, IPv6: 65527 } as const;
 /** A port below 1024 for the loop-guard tests (one that nothing on a test
  * machine is likely to use; the echo service itself is 7). */
 const LOW_PORT = 999;
-/** Long enough that a missing echo would have arrived on loopback. */
-const NO_ECHO_MS = 500;
-const GUARD_LOW =
-  "source port below 1024 (loop guard; --allow-any-port lifts it)";
-const GUARD_OWN =
-  "source port is this server's own (loop guard; --allow-any-port lifts it)";
+const SERVER = {
+  script: SCRIPT,
+  title: "",
+  tcpCounts: "",
+  readyTail: "",
+  lowPort: LOW_PORT,
+  loop: "loop",
+};
 
 testServerCommandLine({
   script: SCRIPT,
@@ -171,175 +179,17 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 // ---------------------------------------------------------------------------
 // Echo: whole datagrams, to their exact sender
 
-testBothFamilies(
-  "each datagram goes back whole, from the server's port, to its exact sender",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    using a = udpSocket(family);
-    using b = udpSocket(family);
-    const forA = awkwardBytes();
-    const forB = patternBytes(1000, 5);
-    const replyA = receiveOne(a);
-    const replyB = receiveOne(b);
-    // Both are in flight at once: each reply must find its own sender.
-    await a.send(forA, serverAddr(family, server.port));
-    await b.send(forB, serverAddr(family, server.port));
-    const [echoA, fromA] = await within(replyA, "the echo to A");
-    const [echoB, fromB] = await within(replyB, "the echo to B");
-    assert.deepEqual(echoA, forA);
-    assert.deepEqual(echoB, forB);
-    for (const from of [fromA, fromB]) {
-      assert.equal(from.hostname, family.host);
-      assert.equal(from.port, server.port);
-    }
-  },
-);
-
-testBothFamilies(
-  "an empty datagram and a 1-byte datagram are echoed",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    using socket = udpSocket(family);
-    for (const payload of [new Uint8Array(0), Uint8Array.of(0)]) {
-      const [echo] = await udpRoundTrip(socket, family, server.port, payload);
-      assert.deepEqual(echo, payload);
-    }
-    const done = await server.stop();
-    assert.match(done.stdout, /: 2 datagrams, 1 byte echoed, 0 dropped$/m);
-  },
-);
-
-testBothFamilies(
-  "the largest datagram the family allows comes back whole (IPv4 65507, IPv6 65527 bytes)",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    using socket = udpSocket(family);
-    const payload = patternBytes(MAX_PAYLOAD[family.name], 11);
-    const [echo] = await udpRoundTrip(socket, family, server.port, payload);
-    assert.ok(sameBytes(echo, payload), firstDifference(echo, payload));
-    const done = await server.stop();
-    assert.match(
-      done.stdout,
-      new RegExp(
-        `: 1 datagram, ${payload.length} bytes echoed, 0 dropped$`,
-        "m",
-      ),
-    );
-  },
-);
+testUdpEchoesWhole(SERVER);
 
 // ---------------------------------------------------------------------------
 // The loop guard
 
-/** A port below 1024 this test may bind, or why none can be. */
-const lowPortMissing = ((): string => {
-  try {
-    udpSocket(IPV4, LOW_PORT).close();
-    return "";
-  } catch (err) {
-    return err instanceof Deno.errors.PermissionDenied
-      ? `binding port ${LOW_PORT} needs root (or CAP_NET_BIND_SERVICE)`
-      : `cannot bind port ${LOW_PORT}: ${(err as Error).message}`;
-  }
-})();
+const testLowPort = lowPortTester(LOW_PORT);
 
-function testLowPort(
-  name: string,
-  fn: (family: Family) => Promise<void>,
-): void {
-  if (!lowPortMissing) return testBothFamilies(name, fn);
-  Deno.test({
-    name: `${name} (ignored: ${lowPortMissing})`,
-    ignore: true,
-    fn() {},
-  });
-}
+testUdpLoopGuard(SERVER);
 
-testLowPort(
-  "a datagram from a source port below 1024 is dropped, logged and counted",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    using low = udpSocket(family, LOW_PORT);
-    await low.send(utf8("loop?"), serverAddr(family, server.port));
-    const shown = family.name === "IPv4"
-      ? `127.0.0.1:${LOW_PORT}`
-      : `[::1]:${LOW_PORT}`;
-    await server.stderr.waitFor(
-      new RegExp(
-        `^udp_echo: dropped a datagram from ${escapeRegExp(shown)}: ${
-          escapeRegExp(GUARD_LOW)
-        }$`,
-      ),
-    );
-    assert.ok(await stillPending(receiveOne(low), NO_ECHO_MS), "echoed");
-    // A normal client is still served.
-    using normal = udpSocket(family);
-    const [echo] = await udpRoundTrip(normal, family, server.port, utf8("ok"));
-    assert.equal(text(echo), "ok");
-    const done = await server.stop();
-    assert.equal(done.code, 0);
-    assert.match(
-      done.stdout,
-      /^udp_echo: stopped by SIGINT: 1 datagram, 2 bytes echoed, 1 dropped$/m,
-    );
-  },
-);
-
-testLowPort(
-  "--allow-any-port lifts the guard: a source port below 1024 is echoed",
-  async (family) => {
-    await using server = await startServer(SCRIPT, ["--allow-any-port"]);
-    using low = udpSocket(family, LOW_PORT);
-    const [echo] = await udpRoundTrip(low, family, server.port, utf8("lab"));
-    assert.equal(text(echo), "lab");
-    assert.equal(server.stderr.text, "");
-  },
-);
-
-testLowPort(
-  "--quiet: dropped datagrams are still counted, without a line",
-  async (family) => {
-    await using server = await startServer(SCRIPT, ["--quiet"]);
-    using low = udpSocket(family, LOW_PORT);
-    await low.send(utf8("x"), serverAddr(family, server.port));
-    using normal = udpSocket(family);
-    await udpRoundTrip(normal, family, server.port, utf8("y"));
-    const done = await server.stop();
-    assert.match(done.stdout, /: 1 datagram, 1 byte echoed, 1 dropped$/m);
-    assert.equal(done.stderr, "");
-  },
-);
-
-// The server's own port on another address: on Linux every 127.x.y.z is
-// loopback, so a socket on 127.0.0.2 can share the port of a server bound to
-// 127.0.0.1, as a second echo server on another host would. IPv6 loopback
-// has one address only (::1), so there a second socket on the server's port
-// cannot exist.
-Deno.test({
-  name: Deno.build.os === "linux"
-    ? "a datagram from the server's own port (another echo server) is dropped [IPv4]"
-    : "a datagram from the server's own port is dropped [IPv4] (ignored: needs Linux's 127.0.0.0/8 loopback)",
-  ignore: Deno.build.os !== "linux",
-  async fn() {
-    await using server = await startServer(SCRIPT, ["--host", "127.0.0.1"]);
-    assert.equal(
-      server.readyLine,
-      `udp_echo: listening on 127.0.0.1:${server.port}`,
-    );
-    using twin = bindUdp("127.0.0.2", server.port);
-    await twin.send(utf8("ping-pong?"), serverAddr(IPV4, server.port));
-    await server.stderr.waitFor(
-      new RegExp(
-        `^udp_echo: dropped a datagram from 127\\.0\\.0\\.2:${server.port}: ${
-          escapeRegExp(GUARD_OWN)
-        }$`,
-      ),
-    );
-    assert.ok(await stillPending(receiveOne(twin), NO_ECHO_MS), "echoed");
-    const done = await server.stop();
-    assert.match(done.stdout, /: 0 datagrams, 0 bytes echoed, 1 dropped$/m);
-  },
-});
+// IPv6 loopback has one address only (::1), so there a second socket on the
+// server's port cannot exist.
 Deno.test({
   name: "a datagram from the server's own port is dropped [IPv6] (ignored: " +
     "::1 is the only IPv6 loopback address, so no second socket can hold the server's port)",
@@ -350,56 +200,11 @@ Deno.test({
 // ---------------------------------------------------------------------------
 // Floods and vanished peers
 
-testBothFamilies(
-  "a flood from several sockets leaves it alive and answering",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    const senders = Array.from({ length: 4 }, () => udpSocket(family));
-    const to = serverAddr(family, server.port);
-    const perSender = 50_000; // 200 000 datagrams per family, never read back
-    try {
-      const datagram = patternBytes(64);
-      await Promise.all(senders.map(async (socket) => {
-        for (let i = 0; i < perSender; i++) await socket.send(datagram, to);
-      }));
-    } finally {
-      for (const socket of senders) socket.close();
-    }
-    using socket = udpSocket(family);
-    const payload = utf8("still there?");
-    const [echo] = await udpRoundTrip(socket, family, server.port, payload, 10);
-    assert.deepEqual(echo, payload);
-    const done = await server.stop();
-    assert.equal(done.code, 0);
-    const [, echoed] = done.stdout.match(/: (\d+) datagrams?, /)!;
-    assert.ok(Number(echoed) > 1, done.stdout);
-    assert.equal(done.stderr, "");
-  },
-);
-
-testBothFamilies(
-  "a sender gone before its echo does not stop the loop",
-  async (family) => {
-    await using server = await startServer(SCRIPT);
-    const to = serverAddr(family, server.port);
-    for (let i = 0; i < 20; i++) {
-      const gone = udpSocket(family);
-      await gone.send(utf8("gone"), to);
-      gone.close(); // its echo meets a closed port: ICMP port unreachable
-    }
-    using socket = udpSocket(family);
-    const [echo] = await udpRoundTrip(
-      socket,
-      family,
-      server.port,
-      utf8("next"),
-    );
-    assert.equal(text(echo), "next");
-    const done = await server.stop();
-    assert.match(done.stdout, /: 21 datagrams, 84 bytes echoed, 0 dropped$/m);
-    assert.equal(done.stderr, "");
-  },
-);
+testUdpFloodsAndVanishedPeers(SERVER, {
+  what: "from several sockets leaves it alive and answering",
+  args: [],
+  perSender: 50_000, // 200 000 datagrams per family, never read back
+});
 
 // ---------------------------------------------------------------------------
 // client.ts --udp, end to end
@@ -418,68 +223,6 @@ Deno.test("client.ts --udp talks to it", async () => {
   const stopped = await server.stop();
   assert.match(stopped.stdout, /: 2 datagrams, 18 bytes echoed, 0 dropped$/m);
 });
-
-// ---------------------------------------------------------------------------
-// candidates for helpers.ts
-
-/** A UDP socket on the family's loopback address, port 0 unless given,
- * closed by `using` (Deno's DatagramConn is not Disposable). */
-function udpSocket(family: Family, port = 0): Deno.DatagramConn & Disposable {
-  return bindUdp(family.host, port);
-}
-
-function bindUdp(
-  hostname: string,
-  port: number,
-): Deno.DatagramConn & Disposable {
-  const socket = Deno.listenDatagram({ hostname, port, transport: "udp" });
-  return Object.assign(socket, {
-    [Symbol.dispose]: () => closeQuietly(socket),
-  });
-}
-
-function serverAddr(family: Family, port: number): Deno.NetAddr {
-  return { transport: "udp", hostname: family.host, port };
-}
-
-function localPort(socket: Deno.DatagramConn): number {
-  return (socket.addr as Deno.NetAddr).port;
-}
-
-/** Receives one datagram into a buffer bigger than any (so a cut reply
- * shows as a short one); a copy, since Deno returns a view of the buffer. */
-async function receiveOne(
-  socket: Deno.DatagramConn,
-): Promise<[Uint8Array, Deno.NetAddr]> {
-  try {
-    const [data, from] = await socket.receive(new Uint8Array(65536 + 1));
-    return [data.slice(), from as Deno.NetAddr];
-  } catch (err) {
-    // Closed at the end of a test that showed no reply came.
-    if (err instanceof Deno.errors.Interrupted) return new Promise(() => {});
-    throw err;
-  }
-}
-
-/** Sends `payload` and waits for one reply, sending again up to `tries`
- * times (datagrams may be lost under load); each wait is bounded. On
- * failure, closes the socket so no receive stays pending. */
-async function udpRoundTrip(
-  socket: Deno.DatagramConn,
-  family: Family,
-  port: number,
-  payload: Uint8Array,
-  tries = 1,
-): Promise<[Uint8Array, Deno.NetAddr]> {
-  const reply = receiveOne(socket);
-  const waitMs = tries === 1 ? WAIT_MS : 1000;
-  for (let i = 0; i < tries; i++) {
-    await socket.send(payload, serverAddr(family, port));
-    if (!(await stillPending(reply, waitMs))) return await reply;
-  }
-  closeQuietly(socket);
-  throw new Error(`No echo after ${tries} tries of ${waitMs} ms`);
-}
 
 // ---------------------------------------------------------------------------
 // The pure pieces, in-process (fast)
@@ -505,15 +248,7 @@ Deno.test("parseOptions: defaults, flags, help; ports 0..65535 whole numbers onl
   }
 });
 
-Deno.test("loopGuard: below 1024 and the server's own port are refused", () => {
-  assert.equal(loopGuard(40000, 7777), "");
-  assert.equal(loopGuard(1024, 7777), "");
-  assert.equal(loopGuard(1023, 7777), GUARD_LOW);
-  assert.equal(loopGuard(53, 7777), GUARD_LOW);
-  assert.equal(loopGuard(7777, 7777), GUARD_OWN);
-  assert.equal(loopGuard(53, 7777, true), "");
-  assert.equal(loopGuard(7777, 7777, true), "");
-});
+testLoopGuardFunction("loopGuard", loopGuard);
 
 // ---------------------------------------------------------------------------
 // Logging under a flood, --quiet
@@ -812,19 +547,4 @@ Deno.test("LANG=C: the ready line and the summary stay as they were", async () =
 // ---------------------------------------------------------------------------
 // The header card
 
-Deno.test("header: a card of at most 40 lines whose ↔ map names code the file has", () => {
-  const source = Deno.readTextFileSync(new URL(SCRIPT, ROOT));
-  const lines = source.split("\n");
-  const end = lines.indexOf(" */");
-  assert.ok(end >= 0 && end < 40, `header ends at line ${end + 1}`);
-  const code = lines.slice(end + 1).filter((l) => !/^\s*(\*|\/\/)/.test(l))
-    .join("\n");
-  const rights = lines.slice(0, end).filter((l) => l.includes("↔"))
-    .map((l) => l.slice(l.indexOf("↔") + 1));
-  assert.ok(rights.length >= 4, "no ↔ map");
-  for (const right of rights.slice(1)) {
-    for (const [, fragment] of right.matchAll(/`([^`]+)`/g)) {
-      assert.ok(code.includes(fragment), `not in the code: ${fragment}`);
-    }
-  }
-});
+testHeaderCard(SCRIPT, 4);

@@ -6,35 +6,43 @@
 
 import assert from "node:assert/strict";
 import {
-  closeQuietly,
   connect,
   copyAlone,
   echoRoundTrip,
   escapeRegExp,
-  eventually,
-  firstDifference,
   IPV4,
-  patternBytes,
   readToEnd,
   ROOT_DIR,
   runScript,
-  sameBytes,
   shownAddress,
   startServer,
   taskFlags,
   testBothFamilies,
-  text,
   utf8,
   within,
 } from "./helpers.ts";
 import {
+  echoEachAtOnce,
   echoProbe,
+  spreadOverTwoThreads,
   testEchoesBytes,
   testQuietOutput,
+  testStreamingClients,
+  testThreadedShutdown,
 } from "./echo_contract.ts";
-import { assertNoStackTrace, testServerCommandLine } from "./server_cli.ts";
+import {
+  assertNoStackTrace,
+  captured,
+  testServerCommandLine,
+  testUsageErrors,
+} from "./server_cli.ts";
 import { testLessonLanguages } from "./lesson_lang.ts";
 import { testNoDelay } from "./sockopt.ts";
+import {
+  destroyListeners,
+  destroyListenersMissing,
+  listenersOn,
+} from "./proc.ts";
 
 const SCRIPT = "worker_echo.ts";
 const RUN_LINE =
@@ -57,27 +65,15 @@ testLessonLanguages({
   left: ["after 4 bytes echoed", "après 4 octets renvoyés"],
 });
 
-for (
-  const [args, line] of [
+testUsageErrors(
+  SCRIPT,
+  RUN_LINE,
+  [
     [["--threads", "0"], 'Invalid --threads "0"'],
     [["--threads", "257"], 'Invalid --threads "257"'],
     [["--threads", "two"], 'Invalid --threads "two"'],
-  ] as const
-) {
-  Deno.test(`worker_echo: ${args.join(" ")} is a usage error, exit 2`, async () => {
-    await using child = runScript(SCRIPT, [...args]);
-    const done = await child.finished();
-    assert.equal(done.code, 2);
-    assert.ok(
-      done.stderr.startsWith(`worker_echo: ${line}`),
-      done.stderr.split("\n")[0],
-    );
-    assert.match(
-      done.stderr,
-      new RegExp(`^Usage: ${escapeRegExp(RUN_LINE)}`, "m"),
-    );
-  });
-}
+  ] as const,
+);
 
 Deno.test("worker_echo: the task's run line is the documented one", () => {
   assert.deepEqual(taskFlags(SCRIPT), RUN_LINE.split(" ").slice(2, -1));
@@ -200,43 +196,10 @@ testQuietOutput(SCRIPT, ["--threads", "2"]);
 
 Deno.test("the kernel spreads clients over the threads; their lines never mix", async () => {
   await using server = await startServer(SCRIPT, ["--threads", "2"]);
-  const count = 60;
-  // Open and close one after another: each client has a new port, hence
-  // a new hash, hence a thread drawn again. All 60 on one thread of two:
-  // a chance of 2 in 2^60.
-  for (let i = 0; i < count; i++) {
-    const conn = await connect(IPV4, server.port);
-    try {
-      const payload = utf8(`client ${i}`);
-      assert.deepEqual(await echoRoundTrip(conn, payload), payload);
-    } finally {
-      conn.close();
-    }
-  }
-  // Stopped before a thread reads its last client's end, that client would
-  // be "closed at shutdown": wait for every "left" line first.
-  await eventually(
-    () =>
-      server.stdout.lines.filter((l) => / left after /.test(l)).length ===
-        count,
-    `${count} "left" lines`,
-  );
-  const done = await server.stop();
-  assert.equal(done.code, 0);
-  assert.equal(done.stderr, "");
+  const done = await spreadOverTwoThreads(server, "worker_echo", 60);
   const lines = done.stdout.trimEnd().split("\n");
-  const clientLines = lines.slice(1, -1);
-  assert.equal(clientLines.length, 2 * count, done.stdout);
-  const threads = new Set<string>();
-  for (const line of clientLines) {
-    // Every line whole: written by two threads at once, none is cut.
-    const match = line.match(
-      /^worker_echo: \[([12])\] 127\.0\.0\.1:\d+ (connected|left after \d+ bytes echoed)$/,
-    );
-    assert.ok(match, `malformed line: ${JSON.stringify(line)}`);
-    threads.add(match[1]);
-  }
-  assert.deepEqual([...threads].sort(), ["1", "2"]);
+  // Nothing but the ready line, the client lines and the summary.
+  assert.equal(lines.length, 2 * 60 + 2, done.stdout);
   assert.match(
     lines.at(-1)!,
     /^worker_echo: stopped by SIGINT: 60 clients, \d+ bytes echoed$/,
@@ -248,18 +211,7 @@ Deno.test("--threads 1 serves many clients at once too (each thread is an event 
   const conns = await Promise.all(
     Array.from({ length: 20 }, () => connect(IPV4, server.port)),
   );
-  try {
-    await Promise.all(conns.map(async (conn, i) => {
-      const payload = patternBytes(10_000, i + 1);
-      const echo = await echoRoundTrip(conn, payload);
-      assert.ok(
-        sameBytes(echo, payload),
-        `client ${i}: ${firstDifference(echo, payload)}`,
-      );
-    }));
-  } finally {
-    for (const conn of conns) conn.close();
-  }
+  await echoEachAtOnce(conns, 10_000, 1);
 });
 
 // ---------------------------------------------------------------------------
@@ -267,31 +219,14 @@ Deno.test("--threads 1 serves many clients at once too (each thread is an event 
 
 testEchoesBytes(SCRIPT, ["--threads", "2"]);
 
-testBothFamilies(
-  "16 clients streaming 2 MiB each at once, over the threads, get exactly their own bytes",
-  async (family) => {
-    await using server = await startServer(SCRIPT, [
-      "--threads",
-      "2",
-      "--quiet",
-    ]);
-    const conns = await Promise.all(
-      Array.from({ length: 16 }, () => connect(family, server.port)),
-    );
-    try {
-      await Promise.all(conns.map(async (conn, i) => {
-        const payload = patternBytes(2 * 1024 * 1024, 100 + i);
-        const echo = await echoRoundTrip(conn, payload);
-        assert.ok(
-          sameBytes(echo, payload),
-          `client ${i}: ${firstDifference(echo, payload)}`,
-        );
-      }));
-    } finally {
-      for (const conn of conns) conn.close();
-    }
-  },
-);
+testStreamingClients({ script: SCRIPT, title: "" }, {
+  clients: 16,
+  mib: 2,
+  seed: 100,
+  what: ", over the threads,",
+  args: ["--threads", "2"],
+  bothFamilies: true,
+});
 
 testNoDelay(SCRIPT, { clients: 4, args: ["--threads", "2"] });
 
@@ -350,134 +285,15 @@ Deno.test({
 // ---------------------------------------------------------------------------
 // Shutdown
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.test(`${signal} closes every client of every thread, sums their counts, exits 0`, async () => {
-    await using server = await startServer(SCRIPT, ["--threads", "2"]);
-    const count = 16;
-    const conns: Deno.TcpConn[] = [];
-    try {
-      for (let i = 0; i < count; i++) {
-        const conn = await connect(IPV4, server.port);
-        conns.push(conn);
-        assert.deepEqual(await echoRoundTrip(conn, utf8("bye")), utf8("bye"));
-      }
-      const done = await server.stop(signal);
-      assert.equal(done.code, 0);
-      assert.equal(done.stderr, "");
-      assert.match(
-        done.stdout,
-        new RegExp(
-          `^worker_echo: stopped by ${signal}: ${count} clients, ${
-            3 * count
-          } bytes echoed$`,
-          "m",
-        ),
-      );
-      const closed = done.stdout.match(
-        /^worker_echo: \[(\d)\] \S+ was closed at shutdown after 3 bytes echoed$/gm,
-      ) ?? [];
-      assert.equal(closed.length, count, done.stdout);
-      // Both threads had clients to close: the sum is over threads.
-      assert.equal(new Set(closed.map((l) => l.match(/\[(\d)\]/)![1])).size, 2);
-      for (const conn of conns) {
-        assert.deepEqual(await readToEnd(conn), new Uint8Array(0));
-      }
-    } finally {
-      for (const conn of conns) conn.close();
-    }
-  });
-}
-
-// ---------------------------------------------------------------------------
-// candidates for helpers.ts
-
-/** How many TCP sockets listen on `port` and belong to process `pid`
- * (Linux /proc): one per thread here. */
-function listenersOn(port: number, pid: number): number {
-  const inodes = new Set<string>();
-  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
-    try {
-      const target = Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`);
-      const inode = target.match(/^socket:\[(\d+)\]$/)?.[1];
-      if (inode) inodes.add(inode);
-    } catch {
-      // Closed while we looked.
-    }
-  }
-  let count = 0;
-  for (const table of ["tcp", "tcp6"]) {
-    const rows = Deno.readTextFileSync(`/proc/net/${table}`).split("\n");
-    for (const row of rows.slice(1)) {
-      const f = row.trim().split(/\s+/);
-      if (f.length < 10) continue;
-      const localPort = parseInt(f[1].split(":")[1], 16);
-      if (f[3] === "0A" && localPort === port && inodes.has(f[9])) count++;
-    }
-  }
-  return count;
-}
-
-/** Destroys the listening TCP sockets on `port` (SOCK_DESTROY, as an
- * administrator's `ss -K` does): accept() on them then fails with EINVAL.
- * The port must be one a test's own server holds. */
-async function destroyListeners(port: number): Promise<void> {
-  assert.ok(Number.isInteger(port) && port > 1024, `bad port ${port}`);
-  const out = await new Deno.Command("ss", {
-    args: ["-K", "-t", "-l", "-n", `sport = :${port}`],
-  }).output();
-  assert.ok(out.success, text(out.stderr));
-}
-
-/** Why destroyListeners() cannot work here (no ss, no CAP_NET_ADMIN, a
- * kernel without CONFIG_INET_DIAG_DESTROY), or "" when it can: tried on a
- * listener of our own. */
-async function destroyListenersMissing(): Promise<string> {
-  if (Deno.build.os !== "linux") return "ss -K needs Linux";
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  try {
-    await destroyListeners(listener.addr.port);
-  } catch (err) {
-    listener.close();
-    return `ss -K fails: ${(err as Error).message.split("\n")[0]}`;
-  }
-  const accepted = listener.accept().then(
-    (conn) => {
-      conn.close();
-      return "ss -K left the listener working";
-    },
-    (err) =>
-      (err as { code?: string }).code === "EINVAL"
-        ? ""
-        : `accept failed with ${(err as Error).message}`,
-  );
-  const result = await within(accepted, "", 2000).catch(() =>
-    "ss -K did not destroy the listener (CAP_NET_ADMIN? CONFIG_INET_DIAG_DESTROY?)"
-  );
-  closeQuietly(listener);
-  await accepted;
-  return result;
-}
+testThreadedShutdown(
+  { script: SCRIPT, title: "" },
+  ", sums their counts, exits 0",
+  true,
+);
 
 // Pure pieces, in-process (fast). Importing the file starts nothing: the
 // server runs only when the file is the main module or a worker.
 import * as workerEcho from "../worker_echo.ts";
-
-/** Runs `parse` with console.log and console.error captured: the command
- * line prints its usage and its mistakes itself. */
-function captured<T>(parse: () => T): { result: T; out: string; err: string } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...words: unknown[]) => out.push(words.join(" "));
-  console.error = (...words: unknown[]) => err.push(words.join(" "));
-  try {
-    const result = parse();
-    return { result, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 Deno.test("worker_echo.parseOptions: --threads and the rest, in-process", () => {
   const options = workerEcho.parseOptions(["--threads", "3", "--port", "0"]);
