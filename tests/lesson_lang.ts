@@ -142,6 +142,33 @@ export function testLessonLanguages(lesson: LessonLanguage): void {
     });
   }
 
+  Deno.test(`${name}: an unknown --host: French in French, Deno's words in English`, async () => {
+    const where = "nowhere.invalid:0"; // .invalid never resolves (RFC 6761)
+    for (
+      const [env, expected] of [
+        [
+          FRENCH,
+          `${name}${NBSP}: Impossible d'écouter sur ${where}${NBSP}: hôte inconnu${NBSP}; vérifiez --host`,
+        ],
+        [
+          POSIX,
+          `${name}: Cannot listen on ${where}: failed to lookup address information: `,
+        ],
+      ] as const
+    ) {
+      await using child = runScript(
+        script,
+        ["--host", "nowhere.invalid", "--port", "0", ...(lesson.args ?? [])],
+        { env },
+      );
+      const done = await child.finished();
+      assert.equal(done.code, 1);
+      assert.ok(done.stderr.startsWith(expected), done.stderr);
+      assert.ok(!done.stderr.trim().includes("\n"), done.stderr);
+      assert.equal(done.stdout, "");
+    }
+  });
+
   Deno.test(`${name}: --lang overrides the system's language, both ways`, async () => {
     for (
       const [env, lang, expected] of [
