@@ -479,7 +479,9 @@ export function parseMaxLine(text: string): number {
   if (!(bytes >= 1 && bytes <= MAX_MAX_LINE)) {
     throw new UsageError(say(
       `Invalid --max-line "${text}": expected a number of bytes from 1 to ${MAX_MAX_LINE}`,
-      `--max-line « ${text} » invalide\u00a0: un nombre d'octets de 1 à ${MAX_MAX_LINE} attendu`,
+      `--max-line « ${text} » invalide\u00a0: un nombre d'octets de 1 à ${
+        formatCount(MAX_MAX_LINE)
+      } attendu`,
     ));
   }
   return bytes;

@@ -133,6 +133,21 @@ for (const bad of ["0", "-1", "abc", "16777217", "1e3"]) {
   });
 }
 
+Deno.test("ok_server: LANG=fr_FR.UTF-8: --max-line's limit is grouped as French writes it (16 777 216)", async () => {
+  await using child = runScript(SCRIPT, ["--max-line", "x"], {
+    env: { LANG: "fr_FR.UTF-8", LC_ALL: "fr_FR.UTF-8" },
+  });
+  const done = await child.finished();
+  assert.equal(done.code, 2);
+  const grouped = (16777216).toLocaleString("fr-FR"); // narrow no-break spaces
+  assert.equal(
+    done.stderr.split("\n")[0],
+    `ok_server\u00a0: --max-line « x » invalide\u00a0: un nombre d'octets de 1 à ${grouped} attendu`,
+  );
+  assert.equal(grouped.replace(/\D/g, ""), "16777216");
+  assert.notEqual(grouped, "16777216");
+});
+
 Deno.test("ready line gives the real port; IPv4 and IPv6 on that one port", async () => {
   await using server = await startServer(SCRIPT);
   assert.match(
