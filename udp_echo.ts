@@ -274,7 +274,7 @@ function describeListenError(err: unknown, { host, port }: Options): string {
     ? MSG.lowPort()
     : err instanceof Deno.errors.AddrNotAvailable
     ? MSG.noSuchAddr()
-    : errorMessage(err);
+    : MSG.orUnknownHost(errorMessage(err));
   return MSG.cannotListen(where, why);
 }
 
@@ -354,6 +354,7 @@ const MSG = {
   noSuchAddr: () => say(
     "this machine has no such address; check --host",
     "cette machine n'a pas cette adresse\u00a0; vérifiez --host"),
+  orUnknownHost: (why: string) => /^failed to lookup address/.test(why) ? say(why, "hôte inconnu\u00a0; vérifiez --host") : why,
 };
 
 function usage(): string {

@@ -474,6 +474,13 @@ Deno.test("LANG=fr_FR.UTF-8: --help, usage errors and one-line failures in Frenc
     noNet.stderr,
     `udp_echo${NBSP}: Permission réseau manquante${NBSP}; lancez-le ainsi${NBSP}: deno run -N --unstable-net udp_echo.ts`,
   );
+  // A name that never resolves (RFC 6761): Deno's English, in French.
+  const unknown = await run(["--host", "nowhere.invalid", "--port", "0"]);
+  assert.equal(unknown.code, 1);
+  assert.equal(
+    unknown.stderr,
+    `udp_echo${NBSP}: Impossible d'écouter sur nowhere.invalid:0${NBSP}: hôte inconnu${NBSP}; vérifiez --host`,
+  );
   const taken = Deno.listenDatagram({
     hostname: "::",
     port: 0,
