@@ -391,7 +391,7 @@ function udpExchange(socket: Deno.DatagramConn, server: Deno.NetAddr) {
       try {
         await socket.send(datagram, server);
       } catch (err) {
-        warn(MSG.cannotSend(formatAddress(server), errorMessage(err)));
+        warn(MSG.cannotSend(formatAddress(server), MSG.why(err, server.port)));
         return null;
       }
       const deadline = Date.now() + UDP_TIMEOUT_MS;
@@ -498,7 +498,7 @@ export function describeConnectError(err: unknown, options: Options): string {
     ? MSG.refusedConnection()
     : code === "ENOTFOUND" || /failed to lookup address/.test(String(err))
     ? MSG.noSuchHost()
-    : errorMessage(err);
+    : MSG.why(err, port);
   return MSG.cannotConnect(where, why);
 }
 
@@ -514,7 +514,7 @@ const MSG = {
   stopped: (why: string) => say(`stopped: ${why}`, `arrêt\u00a0: ${why}`),
   endOfInput: () => say("end of input", "fin de l'entrée"),
   emptyLine: () => say("empty line", "ligne vide"),
-  replyToFin: () => say(`reply to ${STOP_WORD}`, `réponse à ${STOP_WORD}`),
+  replyToFin: () => say(`reply to ${STOP_WORD}`, `réponse à « ${STOP_WORD} »`),
   serverClosed: () => say("the server closed the connection", "le serveur a fermé la connexion"),
   serverReset: () => say("the server reset the connection", "le serveur a réinitialisé la connexion"),
   connectionFailed: (why: string) => say(`the connection failed: ${why}`, `la connexion a échoué\u00a0: ${why}`),
@@ -550,6 +550,7 @@ const MSG = {
   cannotConnect: (where: string, why: string) => say(`Cannot connect to ${where}: ${why}`, `Connexion à ${where} impossible\u00a0: ${why}`),
   refusedConnection: () => say("connection refused; is the server running?", "connexion refusée\u00a0; le serveur tourne-t-il\u00a0?"),
   noSuchHost: () => say("no such host; check --host", "hôte inconnu\u00a0; vérifiez --host"),
+  why: (err: unknown, port: number) => port === 0 ? say(errorMessage(err), "le port 0 ne désigne aucun serveur\u00a0; choisissez un --port de 1 à 65535") : errorMessage(err),
 };
 
 function usage(): string {
