@@ -1340,7 +1340,7 @@ or a forged sender aiming us at one) or from this server's own port (another
 echo server) are dropped and counted, with at most one line per second.
 
 Try it: nc localhost ${DEFAULT_PORT}; nc -u localhost ${DEFAULT_PORT}`,
-    `Usage\u00a0: ${howToRun()} [options]
+    `Utilisation\u00a0: ${howToRun()} [options]
 
 Service d'écho (RFC 862)\u00a0: renvoie chaque octet que chaque client TCP
 envoie, et chaque datagramme UDP, entier, à son expéditeur, sur un seul port.
@@ -1458,14 +1458,14 @@ const MESSAGES = {
       failed: "failed",
     };
     const fr: Record<Ending, string> = {
-      left: "parti",
-      "timed out": `fermé pour silence (muet depuis ${
+      left: "est parti",
+      "timed out": `a été fermé pour silence (muet depuis ${
         (idleTimeoutMs / 1000).toLocaleString("fr-FR")
       }\u00a0s)`,
       reset: "a réinitialisé la connexion",
       "stopped reading": "a cessé de lire et est parti",
-      "closed at shutdown": "fermé à l'arrêt",
-      failed: "en échec",
+      "closed at shutdown": "a été fermé à l'arrêt",
+      failed: "a échoué",
     };
     return say(
       `${peer} ${en[ending]} after ${plural(echoed, "byte")} echoed`,
@@ -1520,6 +1520,11 @@ const MESSAGES = {
       "this machine has no such address; check --host",
       "cette machine n'a pas cette adresse\u00a0; vérifiez --host",
     ),
+  /** Deno's "failed to lookup address information: …", French too. */
+  orUnknownHost: (why: string) =>
+    /^failed to lookup address/.test(why)
+      ? say(why, "hôte inconnu\u00a0; vérifiez --host")
+      : why,
   needsUnstableNet: (udp: boolean) =>
     say(
       `${udp ? "UDP" : "Threads sharing a port"} need${
@@ -1765,7 +1770,10 @@ function describeListenError(
   if (err instanceof Deno.errors.AddrNotAvailable) {
     return MESSAGES.cannotListen(where, MESSAGES.noSuchAddress());
   }
-  return MESSAGES.cannotListen(where, errorMessage(err));
+  return MESSAGES.cannotListen(
+    where,
+    MESSAGES.orUnknownHost(errorMessage(err)),
+  );
 }
 
 /** The ready line's address part: "[::]:7777 (IPv4 and IPv6)" when one

@@ -373,7 +373,9 @@ Deno.test("echod: under LANG=fr_FR.UTF-8 it speaks French, with the address in t
   }
   await server.stdout.waitFor(
     new RegExp(
-      `^echod${NBSP}: ${escapeRegExp(shown)} parti après 5 octets renvoyés$`,
+      `^echod${NBSP}: ${
+        escapeRegExp(shown)
+      } est parti après 5 octets renvoyés$`,
     ),
   );
   assert.ok(
@@ -401,7 +403,17 @@ Deno.test("echod: under LANG=fr_FR.UTF-8 it speaks French, with the address in t
     ),
     wrong.stderr,
   );
-  assert.match(wrong.stderr, new RegExp(`^Usage${NBSP}: deno run`, "m"));
+  assert.match(wrong.stderr, new RegExp(`^Utilisation${NBSP}: deno run`, "m"));
+  // A name that never resolves (RFC 6761): Deno's English, in French.
+  await using nowhere = runScript(SCRIPT, ["--host", "nowhere.invalid"], {
+    env: { LANG: "fr_FR.UTF-8", LC_ALL: "fr_FR.UTF-8" },
+  });
+  const unknown = await nowhere.finished();
+  assert.equal(unknown.code, 1);
+  assert.equal(
+    unknown.stderr,
+    `echod${NBSP}: Impossible d'écouter sur nowhere.invalid:7777${NBSP}: hôte inconnu${NBSP}; vérifiez --host`,
+  );
   await using english = await startServer(SCRIPT, ["--lang", "en"], {
     env: { LANG: "fr_FR.UTF-8", LC_ALL: "fr_FR.UTF-8" },
   });
