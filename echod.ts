@@ -1484,7 +1484,7 @@ const MESSAGES = {
   cannotAccept: (why: string) =>
     say(
       `cannot accept clients: ${why}`,
-      `impossible d'accepter des clients\u00a0: ${why}`,
+      `impossible d'accepter des clients\u00a0: ${MESSAGES.osText(why)}`,
     ),
   retrying: () => say("; retrying", "\u00a0; nouvel essai"),
   acceptingAgain: () =>
@@ -1520,11 +1520,19 @@ const MESSAGES = {
       "this machine has no such address; check --host",
       "cette machine n'a pas cette adresse\u00a0; vérifiez --host",
     ),
-  /** Deno's "failed to lookup address information: …", French too. */
-  orUnknownHost: (why: string) =>
-    /^failed to lookup address/.test(why)
-      ? say(why, "hôte inconnu\u00a0; vérifiez --host")
-      : why,
+  /** Deno's English that errorMessage() leaves (a failed name lookup,
+   * EMFILE), in French for a French reader. */
+  osText: (why: string) =>
+    say(
+      why,
+      why.replace(
+        /^failed to lookup address information: .*/,
+        "hôte inconnu\u00a0; vérifiez --host",
+      ).replace(
+        /^Too many open files \(os error (\d+)\)$/,
+        "trop de fichiers ouverts (erreur système $1)",
+      ),
+    ),
   needsUnstableNet: (udp: boolean) =>
     say(
       `${udp ? "UDP" : "Threads sharing a port"} need${
@@ -1772,7 +1780,7 @@ function describeListenError(
   }
   return MESSAGES.cannotListen(
     where,
-    MESSAGES.orUnknownHost(errorMessage(err)),
+    MESSAGES.osText(errorMessage(err)),
   );
 }
 

@@ -230,8 +230,9 @@ const SAID = {
     `permission refusée\u00a0; les ports sous 1024 sont réservés à root, choisissez --port ${DEFAULT_PORT}`),
   noSuchAddress: () => say("this machine has no such address; check --host",
     "cette machine n'a pas cette adresse\u00a0; vérifiez --host"),
-  orUnknownHost: (why: string) => /^failed to lookup address/.test(why) ? say(why, "hôte inconnu\u00a0; vérifiez --host") : why,
-  cannotAccept: (why: string) => say(`cannot accept clients: ${why}`, `impossible d'accepter des clients\u00a0: ${why}`),
+  osText: (why: string) => say(why, why.replace(/^failed to lookup address information: .*/, "hôte inconnu\u00a0; vérifiez --host")
+    .replace(/^Too many open files \(os error (\d+)\)$/, "trop de fichiers ouverts (erreur système $1)")),
+  cannotAccept: (why: string) => say(`cannot accept clients: ${why}`, `impossible d'accepter des clients\u00a0: ${SAID.osText(why)}`),
   retrying: () => say("; retrying", "\u00a0; nouvel essai"),
   acceptingAgain: () => say("accepting clients again", "les clients sont de nouveau acceptés"),
   stillBusy: (reason: string) => say(`still busy ${SHUTDOWN_GRACE_MS} ms after ${reason}; exiting`,
@@ -337,7 +338,7 @@ function describeListenError(err: unknown, { host, port }: CommonOptions) {
     ? SAID.privileged()
     : err instanceof Deno.errors.AddrNotAvailable
     ? SAID.noSuchAddress()
-    : SAID.orUnknownHost(errorMessage(err));
+    : SAID.osText(errorMessage(err));
   const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   return `${SAID.cannotListen(where)}${why}`;
 }

@@ -25,6 +25,7 @@ import {
   readToEnd,
   resetAfterEcho,
   rssBytes,
+  runScript,
   sameBytes,
   type Server,
   setSoftFileLimit,
@@ -513,6 +514,47 @@ export function testOutOfDescriptors(server: EventLoopServer): void {
       } finally {
         next.close();
       }
+      assert.equal((await running.stop()).code, 0);
+    },
+  });
+}
+
+/** Out of file descriptors under LANG=fr_FR.UTF-8, the warning is French
+ * to its end: Deno's "Too many open files (os error 24)" included. */
+export function testOutOfDescriptorsInFrench(server: EventLoopServer): void {
+  const program = programOf(server);
+  const subject =
+    `${server.title}LANG=fr_FR.UTF-8, out of file descriptors: the warning is French`;
+  Deno.test({
+    name: prlimitMissing ? `${subject} (ignored: ${prlimitMissing})` : subject,
+    ignore: prlimitMissing !== "",
+    async fn() {
+      await using running = runScript(server.script, ["--port", "0"], {
+        env: {
+          DENO_NO_UPDATE_CHECK: "1",
+          LANG: "fr_FR.UTF-8",
+          LC_ALL: "fr_FR.UTF-8",
+        },
+      });
+      const ready = /à l'écoute sur \S*:(\d+)/;
+      const port = Number(
+        (await running.stdout.waitFor(ready)).match(ready)![1],
+      );
+      await setSoftFileLimit(running.pid, limitLeaving(running.pid, 1));
+      const conns: Deno.TcpConn[] = [];
+      try {
+        for (let i = 0; i < 3; i++) conns.push(await connect(IPV4, port));
+        const line = await running.stderr.waitFor(/accepter/);
+        assert.match(
+          line,
+          new RegExp(
+            `^${program}\u00a0: impossible d'accepter des clients\u00a0: trop de fichiers ouverts \\(erreur système 24\\)\u00a0; nouvel essai$`,
+          ),
+        );
+      } finally {
+        for (const conn of conns) closeQuietly(conn);
+      }
+      await setSoftFileLimit(running.pid, 1024);
       assert.equal((await running.stop()).code, 0);
     },
   });

@@ -43,6 +43,7 @@ import {
   testEchoSurvivesReset,
   testInterleavedClients,
   testOutOfDescriptors,
+  testOutOfDescriptorsInFrench,
   testResetBeforeAccept,
   testSecondClientServed,
   testShutdownSignals,
@@ -543,6 +544,7 @@ testResetBeforeAccept(SERVER);
 testSlowReader(SERVER);
 
 testOutOfDescriptors(SERVER);
+testOutOfDescriptorsInFrench(SERVER);
 
 // ---------------------------------------------------------------------------
 // TCP: the limits, --max-clients and --idle-timeout

@@ -12,6 +12,7 @@ import {
   testEchoSurvivesReset,
   testInterleavedClients,
   testOutOfDescriptors,
+  testOutOfDescriptorsInFrench,
   testResetBeforeAccept,
   testSecondClientServed,
   testShutdownSignals,
@@ -89,6 +90,7 @@ testSlowReader(SERVER);
 // Out of file descriptors
 
 testOutOfDescriptors(SERVER);
+testOutOfDescriptorsInFrench(SERVER);
 
 // ---------------------------------------------------------------------------
 // Shutdown
