@@ -1358,7 +1358,9 @@ Options\u00a0:
                seule\u00a0; ${MAX_THREADS} au plus
   --max-clients N
                clients TCP servis à la fois (par fil)\u00a0; un de plus est
-               fermé aussitôt, avec une ligne (${DEFAULT_MAX_CLIENTS} par défaut)
+               fermé aussitôt, avec une ligne (${
+      formatCount(DEFAULT_MAX_CLIENTS)
+    } par défaut)
   --idle-timeout SECONDES
                ferme un client TCP muet depuis ce temps, comme 30 ou 0.5
                (par défaut\u00a0: jamais)

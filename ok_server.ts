@@ -410,6 +410,8 @@ const TEXT = {
     `a envoyé une ligne de plus de ${formatCount(maxLine)} octets et a été fermé`),
   stopped: (reason: string) => say(`stopped by ${reason}: `, `arrêté par ${reason}\u00a0: `) +
     `${plural(stats.clients, "client")}, ${plural(stats.messages, "message")}`,
+  badMaxLine: (text: string) => say(`Invalid --max-line "${text}": expected a number of bytes from 1 to ${MAX_MAX_LINE}`,
+    `--max-line « ${text} » invalide\u00a0: un nombre d'octets de 1 à ${formatCount(MAX_MAX_LINE)} attendu`),
 };
 
 function usage(): string {
@@ -453,7 +455,9 @@ Options\u00a0:
   --host H       adresse d'écoute (défaut ${DEFAULT_HOST}\u00a0: toutes les interfaces,
                  IPv4 et IPv6)
   --max-line N   message le plus long, en octets\u00a0; un client qui envoie une ligne
-                 plus longue reçoit une ligne d'erreur et est fermé (défaut ${DEFAULT_MAX_LINE})
+                 plus longue reçoit une ligne d'erreur et est fermé (défaut ${
+      formatCount(DEFAULT_MAX_LINE)
+    })
   --one-client   le premier serveur de la fiche\u00a0: sert le premier client seul (les
                  autres attendent) et s'arrête quand il envoie « fin » ou part
   --quiet        aucune ligne par client ni message (restent l'accueil et le bilan)
@@ -477,12 +481,7 @@ export function parseOptions(args: string[]): Options | number {
 export function parseMaxLine(text: string): number {
   const bytes = /^\d{1,9}$/.test(text) ? Number(text) : NaN;
   if (!(bytes >= 1 && bytes <= MAX_MAX_LINE)) {
-    throw new UsageError(say(
-      `Invalid --max-line "${text}": expected a number of bytes from 1 to ${MAX_MAX_LINE}`,
-      `--max-line « ${text} » invalide\u00a0: un nombre d'octets de 1 à ${
-        formatCount(MAX_MAX_LINE)
-      } attendu`,
-    ));
+    throw new UsageError(TEXT.badMaxLine(text));
   }
   return bytes;
 }

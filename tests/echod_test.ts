@@ -405,6 +405,11 @@ Deno.test("echod: under LANG=fr_FR.UTF-8 it speaks French, with the address in t
     wrong.stderr,
   );
   assert.match(wrong.stderr, new RegExp(`^Utilisation${NBSP}: deno run`, "m"));
+  // The --help's numbers grouped as French writes them: 10 000.
+  assert.ok(
+    wrong.stderr.includes(`(${(10000).toLocaleString("fr-FR")} par défaut)`),
+    wrong.stderr,
+  );
   // A name that never resolves (RFC 6761): Deno's English, in French.
   await using nowhere = runScript(SCRIPT, ["--host", "nowhere.invalid"], {
     env: { LANG: "fr_FR.UTF-8", LC_ALL: "fr_FR.UTF-8" },

@@ -133,7 +133,7 @@ for (const bad of ["0", "-1", "abc", "16777217", "1e3"]) {
   });
 }
 
-Deno.test("ok_server: LANG=fr_FR.UTF-8: --max-line's limit is grouped as French writes it (16 777 216)", async () => {
+Deno.test("ok_server: LANG=fr_FR.UTF-8: --max-line's limit and default are grouped as French writes them (16 777 216, 65 536)", async () => {
   await using child = runScript(SCRIPT, ["--max-line", "x"], {
     env: { LANG: "fr_FR.UTF-8", LC_ALL: "fr_FR.UTF-8" },
   });
@@ -146,6 +146,17 @@ Deno.test("ok_server: LANG=fr_FR.UTF-8: --max-line's limit is grouped as French 
   );
   assert.equal(grouped.replace(/\D/g, ""), "16777216");
   assert.notEqual(grouped, "16777216");
+  // --help's default, too: 65 536.
+  await using help = runScript(SCRIPT, ["--help"], {
+    env: { LANG: "fr_FR.UTF-8", LC_ALL: "fr_FR.UTF-8" },
+  });
+  const shown = await help.finished();
+  assert.ok(
+    shown.stdout.includes(
+      `est fermé (défaut ${(65536).toLocaleString("fr-FR")})\n`,
+    ),
+    shown.stdout,
+  );
 });
 
 Deno.test("ready line gives the real port; IPv4 and IPv6 on that one port", async () => {
