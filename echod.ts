@@ -1523,7 +1523,7 @@ const MESSAGES = {
       "cette machine n'a pas cette adresse\u00a0; vérifiez --host",
     ),
   /** Deno's English that errorMessage() leaves (a failed name lookup,
-   * EMFILE), in French for a French reader. */
+   * EMFILE, EINVAL), in French for a French reader. */
   osText: (why: string) =>
     say(
       why,
@@ -1533,6 +1533,9 @@ const MESSAGES = {
       ).replace(
         /^Too many open files \(os error (\d+)\)$/,
         "trop de fichiers ouverts (erreur système $1)",
+      ).replace(
+        /^Invalid argument \(os error (\d+)\)$/,
+        "argument invalide (erreur système $1)",
       ),
     ),
   needsUnstableNet: (udp: boolean) =>

@@ -243,7 +243,8 @@ const SAID = {
   noSuchAddress: () => say("this machine has no such address; check --host",
     "cette machine n'a pas cette adresse\u00a0; vérifiez --host"),
   osText: (why: string) => say(why, why.replace(/^failed to lookup address information: .*/, "hôte inconnu\u00a0; vérifiez --host")
-    .replace(/^Too many open files \(os error (\d+)\)$/, "trop de fichiers ouverts (erreur système $1)")),
+    .replace(/^Too many open files \(os error (\d+)\)$/, "trop de fichiers ouverts (erreur système $1)")
+    .replace(/^Invalid argument \(os error (\d+)\)$/, "argument invalide (erreur système $1)")),
   cannotAccept: (why: string) => say(`cannot accept clients: ${why}`, `impossible d'accepter des clients\u00a0: ${SAID.osText(why)}`),
   retrying: () => say("; retrying", "\u00a0; nouvel essai"),
   acceptingAgain: () => say("accepting clients again", "les clients sont de nouveau acceptés"),
