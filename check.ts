@@ -1419,9 +1419,22 @@ function cannotConnect(t: Target, err: unknown): string {
       errorMessage(err)
     }): is the server running on that port?`,
     `impossible de se connecter à ${shownHost(t)} (${
-      errorMessage(err)
+      frenchDenoError(err)
     }) : le serveur tourne-t-il sur ce port ?`,
   );
+}
+
+/** errorMessage() in French, also for what Deno says in its own words: a
+ * host name that does not resolve, a permission it lacks. */
+export function frenchDenoError(err: unknown): string {
+  const text = errorMessage(err);
+  if (/^failed to lookup address/.test(text)) return "hôte inconnu";
+  const read =
+    /^Requires read access to "?(.*?)"?, run again with the --allow-read flag$/
+      .exec(text);
+  return read
+    ? `lecture de « ${read[1]} » non permise : ajoutez --allow-read`
+    : text;
 }
 
 /** Is the server still there? Its process (--run); else a connection it
@@ -2044,7 +2057,7 @@ Steps and the checks each requires:
 ${steps}
 Exit status: 0 every counted check passed, 1 one did not, 2 misuse,
 3 nothing reachable at that address (with --targets: at any address).`,
-    `Usage : ${howToRun()} TYPE [options]
+    `Utilisation : ${howToRun()} TYPE [options]
 Vérifie un serveur selon sa fiche, une ligne par vérification : ✔ réussie,
 ✘ échouée, – non testée, · au-delà de l'étape demandée (information, non comptée).
 TYPE :
@@ -2097,7 +2110,7 @@ export function parseOptions(args: string[]): Options | null {
       if (v === undefined || v === "") {
         throw new UsageError(tr(
           `option ${flag} needs a value`,
-          `l'option ${flag} demande une valeur`,
+          `l'option « ${flag} » attend une valeur`,
         ));
       }
       return v;
@@ -2255,7 +2268,7 @@ async function main(args: string[]): Promise<number> {
       } catch (err) {
         throw new UsageError(tr(
           `cannot read ${options.targets}: ${errorMessage(err)}`,
-          `impossible de lire ${options.targets} : ${errorMessage(err)}`,
+          `impossible de lire ${options.targets} : ${frenchDenoError(err)}`,
         ));
       }
       specs = parseTargets(body, options);

@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import {
   commandWords,
   descriptorHint,
+  frenchDenoError,
   isOkAnswer,
   judgeEcho,
   parseOptions,
@@ -251,7 +252,7 @@ Deno.test("check.ts --help (English, French by locale), a leading --, misuse exi
   });
   const f = await fr.finished();
   assert.equal(f.code, 0);
-  assert.match(f.stdout, /^Usage\u00a0: deno run/);
+  assert.match(f.stdout, /^Utilisation\u00a0: deno run/);
   assert.match(f.stdout, /Code de sortie\u00a0: 0/);
 
   await using bad = checkRun(["--lang", "fr", "echo", "--step", "1.4"]);
@@ -260,6 +261,27 @@ Deno.test("check.ts --help (English, French by locale), a leading --, misuse exi
   assert.equal(
     b.stderr.split("\n")[0],
     "check\u00a0: les étapes de echo sont 1.2, 2.1, 2.2, pas «\u00a01.4\u00a0»",
+  );
+
+  // In French, Deno's own words too: an option without its value, a
+  // targets file check.ts may not read.
+  await using noValue = checkRun(["--lang", "fr", "echo", "--port"]);
+  const v = await noValue.finished();
+  assert.equal(v.code, 2);
+  assert.equal(
+    v.stderr.split("\n")[0],
+    "check\u00a0: l'option «\u00a0--port\u00a0» attend une valeur",
+  );
+  await using noRead = runScript(
+    "check.ts",
+    ["--lang", "fr", "echo", "--targets", "classe.txt"],
+    { flags: ["-N", "--allow-run"] },
+  );
+  const r = await noRead.finished();
+  assert.equal(r.code, 2);
+  assert.equal(
+    r.stderr.split("\n")[0],
+    "check\u00a0: impossible de lire classe.txt\u00a0: lecture de «\u00a0classe.txt\u00a0» non permise\u00a0: ajoutez --allow-read",
   );
 
   // --run without the permission to run anything: misuse, said plainly.
@@ -272,6 +294,25 @@ Deno.test("check.ts --help (English, French by locale), a leading --, misuse exi
     n.stderr,
     /^check: --run starts your command: it needs --allow-run/,
   );
+});
+
+Deno.test("check.ts frenchDenoError: Deno's own words in French (a host that does not resolve, a read it may not do); other errors as errorMessage()", () => {
+  const lookup = new Error(
+    "failed to lookup address information: Name or service not known",
+  );
+  assert.equal(frenchDenoError(lookup), "hôte inconnu");
+  const offline = new Error(
+    "failed to lookup address information: Temporary failure in name resolution",
+  );
+  assert.equal(frenchDenoError(offline), "hôte inconnu");
+  const read = new Deno.errors.NotCapable(
+    'Requires read access to "t.txt", run again with the --allow-read flag',
+  );
+  assert.equal(
+    frenchDenoError(read),
+    "lecture de « t.txt » non permise : ajoutez --allow-read",
+  );
+  assert.equal(frenchDenoError(new Error("boom")), "boom");
 });
 
 Deno.test("check.ts exits 3 when nothing is reachable (TCP refused; UDP port not bound)", async () => {
