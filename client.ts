@@ -201,6 +201,9 @@ class Replies {
         // slower than the network.
         await printReply(buffer.subarray(0, n), this.oneRead).catch((err) => {
           this.gone = MSG.cannotPrint(errorMessage(err));
+          // We stop reading: a line still being sent would wait forever
+          // for an echo server that waits for us. Closing ends that send.
+          closeQuietly(conn);
         });
         this.#received += n;
         this.#lastByte = buffer[n - 1];

@@ -288,6 +288,30 @@ Deno.test("the server killed mid-session: one line, exit 1, no hang", async () =
   }
 });
 
+Deno.test("stdout closed (| head) during a long line's echo: one line, exit 1, no hang", async () => {
+  // 64 MiB is more than the kernel's buffers of both directions hold: the
+  // client is still sending when it can no longer print, and the echo
+  // server, which the client no longer reads, stops reading it. Before the
+  // fix the client waited on that send forever.
+  await using server = await startServer("tcp_echo.ts", ["--quiet"]);
+  await using client = spawnClient(["--port", String(server.port)]);
+  client.stdoutCloseAfter = 1;
+  const line = new Uint8Array(64 * 1024 * 1024 + 1).fill(0x61);
+  line[line.length - 1] = 0x0a;
+  const writer = client.process.stdin.getWriter();
+  const feeding = writer.write(line).then(() => writer.close()).catch(() => {
+    // The client stopped reading its input: expected.
+  });
+  const done = await client.finished();
+  await feeding;
+  assert.equal(done.code, 1, done.stderr);
+  assert.match(
+    done.stderr,
+    /^client: connected to [^\n]+\nclient: cannot print the reply: [^\n]+\n$/,
+  );
+  assertNoStackTrace(done.stderr);
+});
+
 Deno.test("the server closing while the user is still typing: noticed at once", async () => {
   // The client waits for stdin (kept open, nothing typed); the server
   // leaves; the client must not wait for the next line to find out.
@@ -554,10 +578,16 @@ class ClientProcess implements AsyncDisposable {
     ]).then(() => {});
   }
 
+  /** Set by a test: stdout is closed (as `| head -c N` does) once this
+   * many bytes came; the client's next write to it fails. */
+  stdoutCloseAfter = Infinity;
+
   async #collect(stream: ReadableStream<Uint8Array>, into: Uint8Array[]) {
     for await (const chunk of stream) {
       into.push(chunk);
       for (const wake of [...this.#wakers]) wake();
+      const total = into.reduce((sum, c) => sum + c.length, 0);
+      if (into === this.#stdout && total >= this.stdoutCloseAfter) break;
     }
   }
 
