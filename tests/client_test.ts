@@ -82,6 +82,10 @@ const usageErrors: [string[], string][] = [
     "Option '--port' argument is ambiguous. Did you forget to specify the option argument for '--port'? To specify an option argument starting with a dash use '--port=-XYZ'.",
   ],
   [["--port=-5"], `Invalid port "-5": ${INVALID_PORT}`],
+  [
+    ["--port", "0"],
+    `Invalid port "0": the server's port is needed, from 1 to 65535`,
+  ],
 ];
 for (const [args, line] of usageErrors) {
   Deno.test(`client: ${args.join(" ")} is a usage error: one line, usage, exit 2`, async () => {
@@ -888,8 +892,9 @@ Deno.test("parseOptions: defaults, --no-newline, --udp, help", () => {
   assert.throws(() => parseOptions(["--newline"]), /Unknown option/);
 });
 
-Deno.test("parseOptions: ports are whole numbers 0..65535 only", () => {
-  assert.equal(parseOptions(["--port", "0"])?.port, 0);
+Deno.test("parseOptions: ports are whole numbers 1..65535 only (0 is no server's port)", () => {
+  assert.equal(parseOptions(["--port", "1"])?.port, 1);
+  assert.throws(() => parseOptions(["--port", "0"]), /Invalid port "0"/);
   assert.equal(parseOptions(["--port", "65535"])?.port, 65535);
   for (const bad of ["65536", "-5", "1e3", "7777abc", "", " 1"]) {
     assert.throws(() => parseOptions([`--port=${bad}`]), /Invalid port/, bad);
