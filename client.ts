@@ -446,7 +446,9 @@ export function parseOptions(args: string[]) {
     throw new UsageError(describeArgsError(err));
   }
   if (values.help) return null;
-  const { host, udp, "no-newline": noNewline } = values;
+  const { udp, "no-newline": noNewline } = values;
+  // "[::1]", as servers print an IPv6 address, is the address ::1.
+  const host = values.host.replace(/^\[(.*)\]$/, "$1");
   const port = parsePort(values.port);
   // 0 lets a server choose its port; a client must name the server's.
   if (port === 0) throw new UsageError(MSG.portZero());

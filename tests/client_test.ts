@@ -21,6 +21,7 @@ import {
   type Family,
   headerRunLine,
   IPV4,
+  IPV6,
   ptyMissing,
   ROOT,
   ROOT_DIR,
@@ -465,6 +466,27 @@ testBothFamilies(
   },
 );
 
+Deno.test({
+  name: `--udp --host [::1], the form servers print, is the address ::1${
+    IPV6.missing ? ` (ignored: ${IPV6.missing})` : ""
+  }`,
+  ignore: IPV6.missing !== "",
+  fn: async () => {
+    await using server = await startServer("udp_echo.ts");
+    const done = await runClient(
+      ["--udp", "--host", "[::1]", "--port", String(server.port)],
+      "hello\n",
+    );
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(text(done.stdout), "hello\n");
+    assert.equal(
+      done.stderr,
+      `client: sending to [::1]:${server.port} over UDP\n` +
+        "client: stopped: end of input\n",
+    );
+  },
+});
+
 Deno.test("--udp: a lost datagram is sent again, and the user told", async () => {
   await using echo = fakeUdpEcho(IPV4, { drop: 1 });
   const done = await runClient(
@@ -888,6 +910,7 @@ Deno.test("parseOptions: defaults, --no-newline, --udp, help", () => {
     parseOptions(["--port", "12800", "--no-newline", "--udp", "--host", "::1"]),
     { host: "::1", port: 12800, udp: true, noNewline: true },
   );
+  assert.equal(parseOptions(["--host", "[::1]"])?.host, "::1");
   assert.equal(parseOptions(["-h"]), null);
   assert.throws(() => parseOptions(["--newline"]), /Unknown option/);
 });
