@@ -201,6 +201,9 @@ class Replies {
         // slower than the network.
         await printReply(buffer.subarray(0, n), this.oneRead).catch((err) => {
           this.gone = MSG.cannotPrint(errorMessage(err));
+          // We stop reading: a line still being sent would wait forever
+          // for an echo server that waits for us. Closing ends that send.
+          closeQuietly(conn);
         });
         this.#received += n;
         this.#lastByte = buffer[n - 1];
@@ -443,8 +446,13 @@ export function parseOptions(args: string[]) {
     throw new UsageError(describeArgsError(err));
   }
   if (values.help) return null;
-  const { host, udp, "no-newline": noNewline } = values;
-  return { host, port: parsePort(values.port), udp, noNewline };
+  const { udp, "no-newline": noNewline } = values;
+  // "[::1]", as servers print an IPv6 address, is the address ::1.
+  const host = values.host.replace(/^\[(.*)\]$/, "$1");
+  const port = parsePort(values.port);
+  // 0 lets a server choose its port; a client must name the server's.
+  if (port === 0) throw new UsageError(MSG.portZero());
+  return { host, port, udp, noNewline };
 }
 
 /** A person at a terminal gets prompts; a pipe, all the rest the same. */
@@ -513,6 +521,8 @@ const MSG = {
   sendingUdp: (to: string) => say(`sending to ${to} over UDP`, `envoi vers ${to} en UDP`) + MSG.quits(),
   stopped: (why: string) => say(`stopped: ${why}`, `arrêt\u00a0: ${why}`),
   endOfInput: () => say("end of input", "fin de l'entrée"),
+  portZero: () => say(`Invalid port "0": the server's port is needed, from 1 to 65535`,
+    `Port « 0 » invalide\u00a0: il faut le port du serveur, de 1 à 65535`),
   emptyLine: () => say("empty line", "ligne vide"),
   replyToFin: () => say(`reply to ${STOP_WORD}`, `réponse à « ${STOP_WORD} »`),
   serverClosed: () => say("the server closed the connection", "le serveur a fermé la connexion"),

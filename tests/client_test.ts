@@ -21,6 +21,7 @@ import {
   type Family,
   headerRunLine,
   IPV4,
+  IPV6,
   ptyMissing,
   ROOT,
   ROOT_DIR,
@@ -82,6 +83,10 @@ const usageErrors: [string[], string][] = [
     "Option '--port' argument is ambiguous. Did you forget to specify the option argument for '--port'? To specify an option argument starting with a dash use '--port=-XYZ'.",
   ],
   [["--port=-5"], `Invalid port "-5": ${INVALID_PORT}`],
+  [
+    ["--port", "0"],
+    `Invalid port "0": the server's port is needed, from 1 to 65535`,
+  ],
 ];
 for (const [args, line] of usageErrors) {
   Deno.test(`client: ${args.join(" ")} is a usage error: one line, usage, exit 2`, async () => {
@@ -288,6 +293,30 @@ Deno.test("the server killed mid-session: one line, exit 1, no hang", async () =
   }
 });
 
+Deno.test("stdout closed (| head) during a long line's echo: one line, exit 1, no hang", async () => {
+  // 64 MiB is more than the kernel's buffers of both directions hold: the
+  // client is still sending when it can no longer print, and the echo
+  // server, which the client no longer reads, stops reading it. Before the
+  // fix the client waited on that send forever.
+  await using server = await startServer("tcp_echo.ts", ["--quiet"]);
+  await using client = spawnClient(["--port", String(server.port)]);
+  client.stdoutCloseAfter = 1;
+  const line = new Uint8Array(64 * 1024 * 1024 + 1).fill(0x61);
+  line[line.length - 1] = 0x0a;
+  const writer = client.process.stdin.getWriter();
+  const feeding = writer.write(line).then(() => writer.close()).catch(() => {
+    // The client stopped reading its input: expected.
+  });
+  const done = await client.finished();
+  await feeding;
+  assert.equal(done.code, 1, done.stderr);
+  assert.match(
+    done.stderr,
+    /^client: connected to [^\n]+\nclient: cannot print the reply: [^\n]+\n$/,
+  );
+  assertNoStackTrace(done.stderr);
+});
+
 Deno.test("the server closing while the user is still typing: noticed at once", async () => {
   // The client waits for stdin (kept open, nothing typed); the server
   // leaves; the client must not wait for the next line to find out.
@@ -437,6 +466,27 @@ testBothFamilies(
   },
 );
 
+Deno.test({
+  name: `--udp --host [::1], the form servers print, is the address ::1${
+    IPV6.missing ? ` (ignored: ${IPV6.missing})` : ""
+  }`,
+  ignore: IPV6.missing !== "",
+  fn: async () => {
+    await using server = await startServer("udp_echo.ts");
+    const done = await runClient(
+      ["--udp", "--host", "[::1]", "--port", String(server.port)],
+      "hello\n",
+    );
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(text(done.stdout), "hello\n");
+    assert.equal(
+      done.stderr,
+      `client: sending to [::1]:${server.port} over UDP\n` +
+        "client: stopped: end of input\n",
+    );
+  },
+});
+
 Deno.test("--udp: a lost datagram is sent again, and the user told", async () => {
   await using echo = fakeUdpEcho(IPV4, { drop: 1 });
   const done = await runClient(
@@ -554,10 +604,16 @@ class ClientProcess implements AsyncDisposable {
     ]).then(() => {});
   }
 
+  /** Set by a test: stdout is closed (as `| head -c N` does) once this
+   * many bytes came; the client's next write to it fails. */
+  stdoutCloseAfter = Infinity;
+
   async #collect(stream: ReadableStream<Uint8Array>, into: Uint8Array[]) {
     for await (const chunk of stream) {
       into.push(chunk);
       for (const wake of [...this.#wakers]) wake();
+      const total = into.reduce((sum, c) => sum + c.length, 0);
+      if (into === this.#stdout && total >= this.stdoutCloseAfter) break;
     }
   }
 
@@ -854,12 +910,14 @@ Deno.test("parseOptions: defaults, --no-newline, --udp, help", () => {
     parseOptions(["--port", "12800", "--no-newline", "--udp", "--host", "::1"]),
     { host: "::1", port: 12800, udp: true, noNewline: true },
   );
+  assert.equal(parseOptions(["--host", "[::1]"])?.host, "::1");
   assert.equal(parseOptions(["-h"]), null);
   assert.throws(() => parseOptions(["--newline"]), /Unknown option/);
 });
 
-Deno.test("parseOptions: ports are whole numbers 0..65535 only", () => {
-  assert.equal(parseOptions(["--port", "0"])?.port, 0);
+Deno.test("parseOptions: ports are whole numbers 1..65535 only (0 is no server's port)", () => {
+  assert.equal(parseOptions(["--port", "1"])?.port, 1);
+  assert.throws(() => parseOptions(["--port", "0"]), /Invalid port "0"/);
   assert.equal(parseOptions(["--port", "65535"])?.port, 65535);
   for (const bad of ["65536", "-5", "1e3", "7777abc", "", " 1"]) {
     assert.throws(() => parseOptions([`--port=${bad}`]), /Invalid port/, bad);
