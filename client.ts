@@ -394,7 +394,7 @@ function udpExchange(socket: Deno.DatagramConn, server: Deno.NetAddr) {
       try {
         await socket.send(datagram, server);
       } catch (err) {
-        warn(MSG.cannotSend(formatAddress(server), MSG.why(err, server.port)));
+        warn(MSG.cannotSend(formatAddress(server), errorMessage(err)));
         return null;
       }
       const deadline = Date.now() + UDP_TIMEOUT_MS;
@@ -447,11 +447,9 @@ export function parseOptions(args: string[]) {
   }
   if (values.help) return null;
   const { udp, "no-newline": noNewline } = values;
-  // "[::1]", as servers print an IPv6 address, is the address ::1.
-  const host = values.host.replace(/^\[(.*)\]$/, "$1");
+  const host = values.host.replace(/^\[(.*)\]$/, "$1"); // "[::1]" is ::1
   const port = parsePort(values.port);
-  // 0 lets a server choose its port; a client must name the server's.
-  if (port === 0) throw new UsageError(MSG.portZero());
+  if (port === 0) throw new UsageError(MSG.portZero()); // names no server
   return { host, port, udp, noNewline };
 }
 
@@ -506,7 +504,7 @@ export function describeConnectError(err: unknown, options: Options): string {
     ? MSG.refusedConnection()
     : code === "ENOTFOUND" || /failed to lookup address/.test(String(err))
     ? MSG.noSuchHost()
-    : MSG.why(err, port);
+    : errorMessage(err);
   return MSG.cannotConnect(where, why);
 }
 
@@ -529,38 +527,28 @@ const MSG = {
   serverReset: () => say("the server reset the connection", "le serveur a réinitialisé la connexion"),
   connectionFailed: (why: string) => say(`the connection failed: ${why}`, `la connexion a échoué\u00a0: ${why}`),
   cannotPrint: (why: string) => say(`cannot print the reply: ${why}`, `impossible d'afficher la réponse\u00a0: ${why}`),
-  hintSilent: () => say(
-    `no reply after ${HINT_MS / 1000} s: the server may be busy with another client, or expect messages without a newline, as sheet 001's servers do (then use --no-newline)`,
+  hintSilent: () => say(`no reply after ${HINT_MS / 1000} s: the server may be busy with another client, or expect messages without a newline, as sheet 001's servers do (then use --no-newline)`,
     `pas de réponse après ${HINT_MS / 1000} s\u00a0: le serveur est peut-être occupé avec un autre client, ou attend des messages sans saut de ligne, comme ceux de la fiche 001 (utilisez alors --no-newline)`),
-  hintUnframed: () => say(
-    "the reply has no newline: if the server expects messages without one, as sheet 001's servers do, use --no-newline",
+  hintUnframed: () => say("the reply has no newline: if the server expects messages without one, as sheet 001's servers do, use --no-newline",
     "la réponse n'a pas de saut de ligne\u00a0: si le serveur attend des messages sans saut de ligne, comme ceux de la fiche 001, utilisez --no-newline"),
-  tooLarge: (bytes: number, noNewline: boolean, max: number) => say(
-    `line of ${plural(bytes, "byte")}${noNewline ? "" : " (newline included)"} not sent: one UDP datagram carries at most ${plural(max, "byte")}`,
+  tooLarge: (bytes: number, noNewline: boolean, max: number) => say(`line of ${plural(bytes, "byte")}${noNewline ? "" : " (newline included)"} not sent: one UDP datagram carries at most ${plural(max, "byte")}`,
     `ligne de ${plural(bytes, "octet")}${noNewline ? "" : " (saut de ligne compris)"} non envoyée\u00a0: un datagramme UDP porte au plus ${plural(max, "octet")}`),
-  refused: (count: number) => say(
-    `${count} line(s) too large for a datagram were not sent`,
+  refused: (count: number) => say(`${count} line(s) too large for a datagram were not sent`,
     `lignes trop longues pour un datagramme, non envoyées\u00a0: ${formatCount(count)}`),
-  sendingAgain: (attempt: number) => say(
-    `no reply within ${UDP_TIMEOUT_MS} ms; sending again (try ${attempt} of ${UDP_TRIES})`,
+  sendingAgain: (attempt: number) => say(`no reply within ${UDP_TIMEOUT_MS} ms; sending again (try ${attempt} of ${UDP_TRIES})`,
     `pas de réponse en ${formatCount(UDP_TIMEOUT_MS)} ms\u00a0; nouvel envoi (essai ${attempt} sur ${UDP_TRIES})`),
-  noUdpReply: (from: string) => say(
-    `no reply from ${from} after ${UDP_TRIES} tries; is the UDP server running?`,
+  noUdpReply: (from: string) => say(`no reply from ${from} after ${UDP_TRIES} tries; is the UDP server running?`,
     `pas de réponse de ${from} après ${UDP_TRIES} essais\u00a0; le serveur UDP tourne-t-il\u00a0?`),
   cannotSend: (to: string, why: string) => say(`cannot send to ${to}: ${why}`, `envoi vers ${to} impossible\u00a0: ${why}`),
-  udpNeedsUnstable: () => say(
-    `--udp needs the --unstable-net flag: run it as: deno run -N --unstable-net ${PROGRAM}.ts --udp`,
+  udpNeedsUnstable: () => say(`--udp needs the --unstable-net flag: run it as: deno run -N --unstable-net ${PROGRAM}.ts --udp`,
     `--udp demande l'option --unstable-net\u00a0; lancez-le ainsi\u00a0: deno run -N --unstable-net ${PROGRAM}.ts --udp`),
-  noPermission: () => say(
-    `Network permission missing: run it as: ${howToRun()}`,
+  noPermission: () => say(`Network permission missing: run it as: ${howToRun()}`,
     `Permission réseau manquante\u00a0; lancez-le ainsi\u00a0: ${howToRun()}`),
-  resetAtOnce: (where: string) => say(
-    `Connected to ${where}, then the server reset the connection at once`,
+  resetAtOnce: (where: string) => say(`Connected to ${where}, then the server reset the connection at once`,
     `Connecté à ${where}, puis le serveur a aussitôt réinitialisé la connexion`),
   cannotConnect: (where: string, why: string) => say(`Cannot connect to ${where}: ${why}`, `Connexion à ${where} impossible\u00a0: ${why}`),
   refusedConnection: () => say("connection refused; is the server running?", "connexion refusée\u00a0; le serveur tourne-t-il\u00a0?"),
   noSuchHost: () => say("no such host; check --host", "hôte inconnu\u00a0; vérifiez --host"),
-  why: (err: unknown, port: number) => port === 0 ? say(errorMessage(err), "le port 0 ne désigne aucun serveur\u00a0; choisissez un --port de 1 à 65535") : errorMessage(err),
 };
 
 function usage(): string {
