@@ -71,6 +71,34 @@ Deno.test("check.ts judgeEcho: extra bytes after the echo, short, different", ()
     judgeEcho(utf8("abcXYZ"), utf8("abc"), false),
     "6 bytes for 3: 3 bytes too many, 'XYZ'",
   );
+  // Cut right after a newline, nothing missing has one: a line reader.
+  assert.equal(
+    judgeEcho(utf8("one\ntwo\n"), utf8("one\ntwo\nand a half"), false),
+    "got 8 of 18 bytes back — the echo stops after the last '\\n' sent: the server waits for a newline (readline()?); an echo sends back whatever recv() returns, at once",
+  );
+  // Cut elsewhere, or the rest has a newline, or closed: no such guess.
+  for (
+    const [got, sent, ended] of [
+      ["one\ntw", "one\ntwo\n", false],
+      ["one\n", "one\ntwo\nthree", false],
+      ["one\n", "one\ntwo", true],
+    ] as const
+  ) {
+    assert.doesNotMatch(
+      judgeEcho(utf8(got), utf8(sent), ended)!,
+      /readline/,
+      got,
+    );
+  }
+  // U+FFFD where a byte that is not UTF-8 was: a decode.
+  assert.match(
+    judgeEcho(utf8("ab\ufffd"), new Uint8Array([0x61, 0x62, 0xe9]), false)!,
+    /^byte 2 differs: sent '\\xe9', got '\ufffd' \(U\+FFFD, the replacement character: the server decodes the bytes as UTF-8 text/,
+  );
+  assert.doesNotMatch(
+    judgeEcho(utf8("abX"), new Uint8Array([0x61, 0x62, 0xe9]), false)!,
+    /U\+FFFD/,
+  );
 });
 
 Deno.test("check.ts quote, typo, isOkAnswer", () => {
@@ -431,6 +459,9 @@ const ECHO_ROWS: Row[] = [
     reasons: {
       several:
         /^message 2 of 4 got no echo: the server closed the connection after the previous one/,
+      // Closed, not "lost by a non-blocking send()".
+      stalled:
+        /^the client that stopped reading got [\d,]+ of [\d,]+ bytes back once it read again, then the server closed the connection/,
       second: /^the first client, speaking again after the second/,
       many50: /^0 of 50 served \(client 1: got 0 of 8 bytes back/,
     },
@@ -463,6 +494,58 @@ const ECHO_ROWS: Row[] = [
     command: `python3 ${GALLERY}good_selectors.py {port}`,
     marks: "✔✔✔✔✔✔✔✔✔✔✔✔",
     passes: ["1.2", "2.1", "2.2"],
+  },
+  {
+    name: "asyncio, reads lines (readline)",
+    command: `python3 ${GALLERY}echo_readline.py {port}`,
+    marks: "✘✔✔✘✔✔✔✔✘✔✔?",
+    passes: [],
+    reasons: {
+      bytes:
+        /^got 267 of 512 bytes back — the echo stops after the last '\\n' sent: the server waits for a newline \(readline\(\)\?\)/,
+      big: /the echo stops after the last '\\n' sent/,
+      // Not "a non-blocking send() lost bytes": what is missing is the
+      // unfinished last line.
+      stalled:
+        /^the client that stopped reading got [\d,]+ of [\d,]+ bytes back once it read again — the echo stops after the last '\\n'/,
+    },
+  },
+  {
+    name: "decodes with errors=replace",
+    command: `python3 ${GALLERY}echo_decode_replace.py {port}`,
+    marks: "✘✔✔✘✘✔✔✔✘✔✔?",
+    passes: [],
+    reasons: {
+      bytes:
+        /^byte 128 differs: sent '\\x80', got '.+' \(U\+FFFD, the replacement character: the server decodes the bytes as UTF-8 text/,
+      stalled: /differs .*\(U\+FFFD, the replacement character/,
+    },
+  },
+  {
+    name: "decodes strictly (the thread dies)",
+    command: `python3 ${GALLERY}echo_decode_strict.py {port}`,
+    marks: "✘✔✔✘✘✔✔✔✘✔✔?",
+    passes: [],
+    reasons: {
+      bytes:
+        /^(no echo within 5 s|got 0 of 512 bytes back).* — the server wrote an error meanwhile \(below\)$/,
+      stalled:
+        /^the client that stopped reading got 0 of [\d,]+ bytes back once it read again, (then the server closed the connection|and the connection stayed open)/,
+    },
+  },
+  {
+    name: "never tests for an empty recv (threads spin)",
+    command: `python3 ${GALLERY}echo_no_eof.py {port}`,
+    marks: "✔✔✔✔✘✘??????",
+    passes: [],
+    reasons: {
+      "half-close": /did not close within 5 s after the client's half-close/,
+      idle:
+        /a busy loop \(§2\.1, §2\.2: threads still running with no client connected/,
+      // Served or not, never an empty reason ("client 147: ").
+      many1100:
+        /^(all [\d,]+ served|[\d,]+ of [\d,]+ served \(client [\d,]+: [^)])/,
+    },
   },
 ];
 
@@ -590,6 +673,13 @@ Deno.test({
     );
     // Restarted after it: the next checks ran (no "not run").
     // The IPv6-only server: checked over ::1, and told why.
+    // A thread's traceback, the server going on: kept under the check.
+    const strict = byName("decodes strictly (the thread dies)").checks
+      .find((c) => c.id === "bytes")!;
+    assert.ok(
+      strict.stderr.some((l) => /UnicodeDecodeError/.test(l)),
+      strict.stderr.join("\n"),
+    );
     const v6 = byName("IPv6 only (IPV6_V6ONLY)");
     assert.match(
       v6.notes.join("\n"),
@@ -779,6 +869,33 @@ const UDP_ROWS: Row[] = [
         /^got 1500 of 65507 bytes back: the datagram was cut \(recvfrom\(1500\)\?/,
     },
   },
+  {
+    name: "recvfrom(1024)",
+    command: `python3 ${GALLERY}udp_1024.py {port}`,
+    marks: "✔✔✘✔✘",
+    passes: [],
+    reasons: {
+      "1472":
+        /^got 1024 of 1472 bytes back: the datagram was cut \(recvfrom\(1024\)\?.*less than one Ethernet frame's 1,472$/,
+    },
+  },
+  {
+    name: "replies from another socket",
+    command: `python3 ${GALLERY}udp_other_socket.py {port}`,
+    marks: "✘✘✘✔✘",
+    passes: [],
+    reasons: {
+      exact:
+        /^the reply came from port \d+, not \d+: a client that connected its socket \(nc -u\) never sees it/,
+    },
+  },
+  {
+    name: "replies twice",
+    command: `python3 ${GALLERY}udp_twice.py {port}`,
+    marks: "✘✘✘✔✘",
+    passes: [],
+    reasons: { exact: /^2 replies to one datagram: an echo sends each/ },
+  },
 ];
 
 const OK_ROWS: Row[] = [
@@ -818,6 +935,36 @@ const OK_ROWS: Row[] = [
     marks: "✘✘✘✘✘✘✔",
     passes: [],
     reasons: { line: /got 'ok' \(the sheet sends b"OK", in capitals\)/ },
+  },
+  {
+    name: "fin closes that client only",
+    command: `python3 ${GALLERY}ok_fin_per_client.py {port}`,
+    marks: "✔✔✔✔✔✔✘",
+    passes: [],
+    reasons: {
+      fin:
+        /^"fin" closed that client's connection, but the server still runs 5 s later: fin stops the whole server/,
+    },
+  },
+  {
+    name: "stops on fin with a newline only",
+    command: `python3 ${GALLERY}ok_fin_newline.py {port}`,
+    marks: "✔✔✔✔✔?✘",
+    passes: [],
+    reasons: {
+      fin:
+        /^answered OK to "fin" but still runs 5 s later: "fin" comes as the sheet's client sends it, b"fin" with no newline/,
+    },
+  },
+  {
+    name: "echoes instead of OK",
+    command: `python3 ${GALLERY}ok_echoes.py {port}`,
+    marks: "✘✘✘✘✘✘✔",
+    passes: [],
+    reasons: {
+      unframed:
+        /^message 1 of 3 \('bonjour'\): got 'bonjour', the message itself \(an echo: the sheet's server answers b"OK"\)/,
+    },
   },
 ];
 
@@ -871,7 +1018,7 @@ Deno.test({
     assert.equal(okStep1.targets[0].exit, 0);
     assert.deepEqual(
       okStep1.targets.map((t) => t.exit),
-      [0, 0, 0, 1, 1],
+      [0, 0, 0, 1, 1, 1, 1, 1],
       okStep1.done.stdout,
     );
   },
@@ -952,6 +1099,53 @@ Deno.test({
     } finally {
       conn.close();
     }
+  },
+});
+
+/** Peak memory (VmHWM, in KiB) of a running process, or null. */
+async function peakKiB(pid: number): Promise<number | null> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    return Number(status.match(/^VmHWM:\s*(\d+) kB/m)?.[1] ?? NaN);
+  } catch {
+    return null;
+  }
+}
+
+Deno.test({
+  name:
+    `check.ts against a server that floods without reading: every check fails with the bytes it got, memory stays bounded${NO_PY}`,
+  ignore: !PY || !linux,
+  async fn() {
+    // Before the fix check.ts read each flooding connection for as long as
+    // a check waited (8 GB peak on this machine); now each connection
+    // reads at most 40 MiB, so the peak does not depend on the flood's
+    // speed. 1 GiB leaves room for Deno itself on any machine.
+    await using run = checkRun([
+      "echo",
+      "--step",
+      "1.2",
+      "--run",
+      `python3 ${GALLERY}echo_flood.py {port}`,
+      "--json",
+    ]);
+    let peak = 0;
+    const done = run.finished(240_000);
+    let over = false;
+    done.finally(() => over = true).catch(() => {});
+    while (!over) {
+      peak = Math.max(peak, (await peakKiB(run.pid)) ?? 0);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const d = await done;
+    assert.equal(d.code, 1, d.stderr);
+    const target: JsonTarget = JSON.parse(d.stdout).targets[0];
+    assert.match(
+      target.checks.find((c) => c.id === "bytes")!.reason,
+      /^byte 0 differs: sent '\\x00', got 'xxxxxxxx'/,
+    );
+    assert.ok(peak > 0, "VmHWM never read");
+    assert.ok(peak < 1024 * 1024, `peak ${peak} KiB`);
   },
 });
 
