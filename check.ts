@@ -1571,7 +1571,7 @@ async function grade(
       const wrote = result.status === "fail" && t.proc && !t.proc.exited
         ? t.proc.since(mark)
         : [];
-      if (wrote.length > 0) {
+      if (wrote.some((l) => /error|exception|traceback|panic|fault/i.test(l))) {
         result = bad(
           result.why + tr(
             " — the server wrote an error meanwhile (below)",
@@ -1705,6 +1705,7 @@ async function runCheck(check: Check, t: Target): Promise<Result> {
         "connexion refusée : le serveur ne tourne plus",
       ));
     }
+    if (err instanceof ConnectTimeout) return bad(err.message);
     if (err instanceof Timeout) {
       return bad(tr(
         `no answer within ${formatCount(err.ms)} ms`,
@@ -1827,7 +1828,11 @@ export class Launched {
         ) {
           const parts = (this.partial + chunk).split("\n");
           this.partial = parts.pop() ?? "";
-          this.lines.push(...parts);
+          // A server writing without newlines: keep its end, bounded.
+          if (this.partial.length > STDERR_LINE_MAX) {
+            this.partial = this.partial.slice(-STDERR_LINE_MAX);
+          }
+          this.lines.push(...parts.map((l) => l.slice(0, STDERR_LINE_MAX)));
           this.written += parts.length;
           if (this.lines.length > 40) {
             this.lines.splice(0, this.lines.length - 40);
@@ -1849,13 +1854,13 @@ export class Launched {
   since(mark: number, count = STDERR_LINES): string[] {
     const fresh = Math.min(this.written - mark, this.lines.length);
     const lines = fresh > 0 ? this.lines.slice(-fresh) : [];
-    return lines.filter((l) => l.trim() !== "").slice(-count);
+    return lines.filter((l) => l.trim() !== "").slice(-count).map(shortLine);
   }
 
   /** The last lines the server wrote on stderr (a traceback). */
   tail(count = STDERR_LINES): string[] {
     const all = this.partial ? [...this.lines, this.partial] : this.lines;
-    return all.filter((l) => l.trim() !== "").slice(-count);
+    return all.filter((l) => l.trim() !== "").slice(-count).map(shortLine);
   }
 
   async exitedWithin(ms: number): Promise<boolean> {
@@ -1944,6 +1949,11 @@ export class Launched {
       ? `${why}\n${tail.map((l) => `    ${l}`).join("\n")}`
       : why;
   }
+}
+
+/** A line of the server's stderr as shown: at most STDERR_SHOWN chars. */
+function shortLine(line: string): string {
+  return line.length > STDERR_SHOWN ? `${line.slice(0, STDERR_SHOWN)}…` : line;
 }
 
 /** A check's name in a sentence: "second client", « deuxième client ». */
@@ -2107,6 +2117,7 @@ export function parseTargets(
     }
     const [, name, rest] = m;
     if (options.run) {
+      noPortPlaceholder(rest.trim(), i + 1);
       specs.push({ name, host: options.host, port: 0, command: rest.trim() });
       continue;
     }
@@ -2129,6 +2140,21 @@ export function parseTargets(
     );
   }
   return specs;
+}
+
+/** A --run command must say where the server takes its port: check.ts
+ * gives it a free one (a server on a fixed port would be waited for in
+ * vain, then called unreachable). */
+function noPortPlaceholder(command: string, line?: number): void {
+  if (command.includes("{port}")) return;
+  const where = line === undefined ? "--run" : tr(
+    `targets line ${line}`,
+    `ligne ${line} des cibles`,
+  );
+  throw new UsageError(tr(
+    `${where}: "${command}" has no {port}: check.ts starts the server on a free port; write {port} where it takes its port (python3 server.py {port})`,
+    `${where} : « ${command} » n'a pas de {port} : check.ts lance le serveur sur un port libre ; écrivez {port} là où il prend son port (python3 server.py {port})`,
+  ));
 }
 
 /** Runs `work` on every item, at most `jobs` at a time, results in order. */
@@ -2253,6 +2279,9 @@ const CLOCK_TICKS = 100;
 /** How long a server may take to listen once started (--run). */
 const START_MS = 15_000;
 const STDERR_LINES = 8;
+/** The longest stderr line kept, and shown. */
+const STDERR_LINE_MAX = 4096;
+const STDERR_SHOWN = 300;
 /** How long a server has to stop after "fin". */
 const FIN_MS = 5_000;
 
@@ -2466,6 +2495,7 @@ export function parseOptions(args: string[]): Options | null {
       "--no-fin ne concerne que ok",
     ));
   }
+  if (typeof run === "string") noPortPlaceholder(run);
   if (run !== false && port !== null) {
     throw new UsageError(tr(
       "--run chooses the port itself: no --port with it",
@@ -2675,6 +2705,22 @@ class Timeout extends Error {
   }
 }
 
+/** A connection the server's system did not complete in time: nobody
+ * calls accept(), and the listen() backlog is full. */
+class ConnectTimeout extends Timeout {
+  constructor(ms: number) {
+    super(ms);
+    this.message = tr(
+      `connection not accepted within ${
+        formatCount(ms / 1000)
+      } s (does the server call accept()? its listen() backlog is full)`,
+      `connexion non acceptée en ${
+        formatCount(ms / 1000)
+      } s (le serveur appelle-t-il accept() ? sa file d'attente de listen() est pleine)`,
+    );
+  }
+}
+
 /** `promise`, or a Timeout error after `ms`. */
 function bounded<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -2714,7 +2760,7 @@ async function connectTo(
   } catch (err) {
     // A connection that completes after the deadline is closed, not leaked.
     connecting.then(closeQuietly, () => {});
-    throw err;
+    throw err instanceof Timeout ? new ConnectTimeout(ms) : err;
   }
 }
 

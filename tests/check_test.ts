@@ -155,6 +155,8 @@ Deno.test("check.ts parseOptions: steps per kind, --run, --targets, misuse", () 
       ["echo", "--run", "x {port}", "--port", "7"],
       ["echo", "--jobs", "0"],
       ["echo", "--verbose"],
+      // --run gives the server a free port: it must take it from {port}.
+      ["echo", "--run", "python3 s.py 7777"],
     ]
   ) {
     assert.throws(() => parseOptions(bad), usageError, JSON.stringify(bad));
@@ -177,6 +179,11 @@ Deno.test("check.ts parseTargets and commandWords", () => {
   );
   assert.throws(() => parseTargets("alice nowhere\n", opts), usageError);
   assert.throws(() => parseTargets("# nobody\n", opts), usageError);
+  assert.throws(
+    () => parseTargets("eve python3 s.py 7777\n", { ...opts, run: true }),
+    (err: unknown) =>
+      usageError(err) && /line 1: .* has no \{port\}/.test(String(err)),
+  );
   const run = parseTargets("dave python3 'my server.py' {port}\n", {
     ...opts,
     run: true,
@@ -545,6 +552,16 @@ const ECHO_ROWS: Row[] = [
       // Served or not, never an empty reason ("client 147: ").
       many1100:
         /^(all [\d,]+ served|[\d,]+ of [\d,]+ served \(client [\d,]+: [^)])/,
+    },
+  },
+  {
+    name: "listens, never accepts",
+    command: `python3 ${GALLERY}echo_never_accepts.py {port}`,
+    marks: "✘✘✘✘✘✔✘✘✘✘✘✘",
+    passes: [],
+    reasons: {
+      accents:
+        /^connection not accepted within 3 s \(does the server call accept\(\)\? its listen\(\) backlog is full\)$/,
     },
   },
 ];
@@ -1146,6 +1163,43 @@ Deno.test({
     );
     assert.ok(peak > 0, "VmHWM never read");
     assert.ok(peak < 1024 * 1024, `peak ${peak} KiB`);
+  },
+});
+
+Deno.test({
+  name:
+    `check.ts --run a correct server that writes stderr without end and without newlines: graded as usual (exit 0), memory bounded, the shown line cut${NO_PY}`,
+  ignore: !PY || !linux,
+  async fn() {
+    // Before the fix check.ts joined the growing unfinished line at every
+    // chunk: gigabytes, and too busy to connect (exit 3).
+    await using run = checkRun([
+      "echo",
+      "--step",
+      "1.2",
+      "--run",
+      `python3 ${GALLERY}echo_stderr_flood.py {port}`,
+      "--json",
+    ]);
+    let peak = 0;
+    const done = run.finished(240_000);
+    let over = false;
+    done.finally(() => over = true).catch(() => {});
+    while (!over) {
+      peak = Math.max(peak, (await peakKiB(run.pid)) ?? 0);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const d = await done;
+    const target: JsonTarget = JSON.parse(d.stdout).targets[0];
+    assert.equal(
+      d.code,
+      0,
+      target.checks.map((c) => `${c.id}: ${c.reason}`).join("\n"),
+    );
+    for (const c of target.checks) {
+      for (const line of c.stderr) assert.ok(line.length <= 301, line);
+    }
+    assert.ok(peak > 0 && peak < 1024 * 1024, `peak ${peak} KiB`);
   },
 });
 
