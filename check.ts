@@ -69,6 +69,8 @@ export interface Target {
   proc?: Launched;
   /** Found by the second-client check: one client at a time. */
   oneClient?: boolean;
+  /** The server ends by itself (exit status 0) once a client leaves. */
+  endsAfterClient?: boolean;
   /** ok: the first client's connection (the sheet's one client). */
   main?: Lined;
   /** ok: connections left open until fin (the sheet's servers do not
@@ -143,6 +145,20 @@ const bytesOf = (n: number) => plural(n, "byte", "octet");
  * 1 take the singular: "0 octet renvoyé", "2 octets renvoyés"). */
 const frS = (n: number) => Math.abs(n) >= 2 ? "s" : "";
 
+/** How many bytes the server sent before the echo began (a greeting),
+ * or 0: the smallest k (up to 512) after which `got` goes on as `sent`
+ * does, for at least 4 bytes or to the end of either. */
+function ownBytesFirst(got: Uint8Array, sent: Uint8Array): number {
+  for (let k = 1; k <= Math.min(512, got.length - 1); k++) {
+    const n = Math.min(got.length - k, sent.length);
+    if (n < Math.min(4, sent.length)) break;
+    let j = 0;
+    while (j < n && got[k + j] === sent[j]) j++;
+    if (j === n) return k;
+  }
+  return 0;
+}
+
 /** U+FFFD (EF BF BD) at `i`: what a decode, errors="replace" (or Node's
  * toString()) makes of bytes that are not UTF-8 text. */
 function replacementAt(got: Uint8Array, i: number): boolean {
@@ -187,6 +203,18 @@ export function judgeEcho(
   const n = Math.min(got.length, sent.length);
   let i = 0;
   while (i < n && got[i] === sent[i]) i++;
+  // A greeting differs from the first byte (a repeated chunk, later).
+  const own = i === 0 && n > 0 ? ownBytesFirst(got, sent) : 0;
+  if (own > 0) {
+    return tr(
+      `the server sent ${bytesOf(own)} of its own first (${
+        quote(got.subarray(0, own), 40)
+      }), then the echo: an echo sends nothing but what it receives`,
+      `le serveur a d'abord envoyé ${bytesOf(own)} de lui-même (${
+        quote(got.subarray(0, own), 40)
+      }), puis l'écho : un écho n'envoie rien d'autre que ce qu'il reçoit`,
+    );
+  }
   if (i < n) {
     return tr(
       `byte ${formatCount(i)} differs: sent ${
@@ -1487,6 +1515,18 @@ async function grade(
       for (const line of t.proc?.tail() ?? []) out(`    ${line}`);
       return graded;
     }
+    if (
+      options.kind === "echo" && t.proc && await endedByItself(t.proc, 1_000)
+    ) {
+      // Its first client, check.ts's connection test, has come and gone.
+      t.endsAfterClient = true;
+      note(ENDS_AFTER_CLIENT());
+      const again = await Launched.start(t.proc.command, options.kind);
+      if (typeof again !== "string") {
+        t.proc = again;
+        t.port = again.port;
+      }
+    }
     const linux = Deno.build.os === "linux";
     const checks = runOrder(
       checksFor(options).filter((c) => !c.needsRun || (t.proc && linux)),
@@ -1505,6 +1545,20 @@ async function grade(
         }
         if (last && t.proc && last.check.id === "fin") {
           // Stopping is what fin asks for: start it again, quietly.
+        } else if (
+          last && t.proc && last.result.status === "pass" &&
+          t.proc.code === 0 && last.stderr.length === 0
+        ) {
+          // Ended by itself, no error, once its client had left.
+          t.endsAfterClient = true;
+          note(tr(
+            `  (the server ended by itself, exit status 0, after ${
+              quoteName(last.check.name())
+            }: started again; §1.2 accepts client after client, in an infinite loop)`,
+            `  (le serveur s'est terminé de lui-même, code de sortie 0, après ${
+              quoteName(last.check.name())
+            } : relancé ; le §1.2 accepte client après client, dans une boucle infinie)`,
+          ));
         } else if (last && t.proc) {
           note(tr(
             `  (the server stopped during ${
@@ -1565,6 +1619,14 @@ async function grade(
         // A crash closes the server's sockets as its process ends: give
         // the end a moment to be seen, so the next check restarts it.
         await t.proc.exitedWithin(500);
+      } else if (
+        result.status === "pass" && t.endsAfterClient && t.proc &&
+        await endedByItself(t.proc, 1_000)
+      ) {
+        result = bad(tr(
+          `${result.why}, but then the server ended by itself (exit status 0) once this client left: §1.2 accepts client after client, in an infinite loop`,
+          `${result.why}, mais le serveur s'est ensuite terminé de lui-même (code de sortie 0) au départ de ce client : le §1.2 accepte client après client, dans une boucle infinie`,
+        ));
       }
       // The server goes on, but wrote an error meanwhile (a thread's
       // traceback): it is likely the reason, shown under the check.
@@ -1595,6 +1657,19 @@ async function grade(
     if (t.proc) await t.proc.stop();
   }
 }
+
+/** Whether the server ends within `ms`, by itself: exit status 0 and
+ * nothing on stderr (not a crash). */
+async function endedByItself(proc: Launched, ms: number): Promise<boolean> {
+  return await proc.exitedWithin(ms) && proc.code === 0 &&
+    proc.tail().length === 0;
+}
+
+const ENDS_AFTER_CLIENT = () =>
+  tr(
+    "  (the server ended by itself, exit status 0, once its first client left: started again; §1.2 accepts client after client, in an infinite loop)",
+    "  (le serveur s'est terminé de lui-même, code de sortie 0, au départ de son premier client : relancé ; le §1.2 accepte client après client, dans une boucle infinie)",
+  );
 
 /** "127.0.0.1:7777" or "[::1]:7777". */
 function shownHost(t: Target): string {
@@ -1699,6 +1774,22 @@ async function runCheck(check: Check, t: Target): Promise<Result> {
   try {
     return await check.run(t);
   } catch (err) {
+    const refused = err instanceof Deno.errors.ConnectionRefused ||
+      err instanceof Deno.errors.ConnectionReset;
+    if (refused && t.proc && await t.proc.exitedWithin(500)) {
+      // It ended between the last client and this one.
+      return bad(
+        t.proc.code === 0 && t.proc.tail().length === 0
+          ? tr(
+            "connection refused: the server ended by itself (exit status 0) after its previous client left: accept() client after client, in an infinite loop (§1.2)",
+            "connexion refusée : le serveur s'est terminé de lui-même (code de sortie 0) après le départ du client précédent : accept() client après client, dans une boucle infinie (§1.2)",
+          )
+          : tr(
+            `connection refused: the server stopped (exit status ${t.proc.code})`,
+            `connexion refusée : le serveur s'est arrêté (code de sortie ${t.proc.code})`,
+          ),
+      );
+    }
     if (err instanceof Deno.errors.ConnectionRefused) {
       return bad(tr(
         "connection refused: the server is no longer running",
@@ -1808,6 +1899,8 @@ export function exitCode(graded: Graded): number {
  * has exited. Stopped by its PID (and its children's, from /proc). */
 export class Launched {
   exited = false;
+  /** Its exit status, once it exited. */
+  code: number | null = null;
   /** How many lines the server has written on stderr so far. */
   written = 0;
   private lines: string[] = [];
@@ -1818,7 +1911,8 @@ export class Launched {
     readonly port: number,
     private child: Deno.ChildProcess,
   ) {
-    this.status = child.status.then(() => {
+    this.status = child.status.then((status) => {
+      this.code = status.code;
       this.exited = true;
     });
     (async () => {

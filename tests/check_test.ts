@@ -90,6 +90,15 @@ Deno.test("check.ts judgeEcho: extra bytes after the echo, short, different", ()
       got,
     );
   }
+  // A greeting before the echo; not a chunk sent twice.
+  assert.equal(
+    judgeEcho(utf8("Bonjour !\nhello"), utf8("hello"), false),
+    "the server sent 10 bytes of its own first ('Bonjour !\\n'), then the echo: an echo sends nothing but what it receives",
+  );
+  assert.equal(
+    judgeEcho(utf8("abcabcdef"), utf8("abcdef"), false),
+    "byte 3 differs: sent 'd', got 'abcdef'",
+  );
   // U+FFFD where a byte that is not UTF-8 was: a decode.
   assert.match(
     judgeEcho(utf8("ab\ufffd"), new Uint8Array([0x61, 0x62, 0xe9]), false)!,
@@ -552,6 +561,26 @@ const ECHO_ROWS: Row[] = [
       // Served or not, never an empty reason ("client 147: ").
       many1100:
         /^(all [\d,]+ served|[\d,]+ of [\d,]+ served \(client [\d,]+: [^)])/,
+    },
+  },
+  {
+    name: "greets each client first",
+    command: `python3 ${GALLERY}echo_greeting.py {port}`,
+    marks: "✘✘✘✘✘✔✘✘✘✘✘✘",
+    passes: [],
+    reasons: {
+      bytes:
+        /^the server sent 30 bytes of its own first \('Bienvenue sur le serveur echo\\n'\), then the echo: an echo sends nothing but what it receives$/,
+    },
+  },
+  {
+    name: "serves one client, then ends",
+    command: `python3 ${GALLERY}echo_one_client.py {port}`,
+    marks: "✘✘✘✘✘✔✘––✘––",
+    passes: [],
+    reasons: {
+      bytes:
+        /^512 bytes back, exactly, but then the server ended by itself \(exit status 0\) once this client left: §1\.2 accepts client after client, in an infinite loop$/,
     },
   },
   {
