@@ -1115,6 +1115,23 @@ export async function udpPortBound(port: number): Promise<boolean | null> {
   return seen ? false : null;
 }
 
+/** Whether a TCP socket listens on `port` on this machine (Linux /proc),
+ * or null when that cannot be known. */
+export async function tcpListening(port: number): Promise<boolean | null> {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  let seen = false;
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    const body = await readProc(file);
+    if (body === null) continue;
+    seen = true;
+    for (const row of body.split("\n").slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f[1]?.endsWith(hex) && f[3] === "0A") return true;
+    }
+  }
+  return seen ? false : null;
+}
+
 /** A file of /proc (Linux), or null. Deno asks for every permission to
  * read /proc directly, so it is read through `cat` (--allow-run). */
 async function readProc(path: string): Promise<string | null> {
@@ -1369,6 +1386,10 @@ async function okFin(t: Target): Promise<Result> {
   // from then on, for good).
   const freshConn = t.oneClient ? null : await connectTo(t).catch(() => null);
   const fresh = freshConn ? new Lined(freshConn, OK_MAX_BYTES) : null;
+  // Served before fin: accepted for sure, so no connection of ours comes
+  // after fin to wake a main loop blocked in accept().
+  if (fresh) await askOk(fresh, utf8("bonjour"));
+  const freshStart = fresh?.length ?? 0;
   const start = line.length;
   for (const conn of freshConn ? [line.conn, freshConn] : [line.conn]) {
     await bounded(writeAll(conn, utf8("fin")), 2_000).catch(() => {});
@@ -1379,14 +1400,19 @@ async function okFin(t: Target): Promise<Result> {
     if (t.proc) {
       stopped = await t.proc.exitedWithin(200);
     } else {
-      stopped = !(await reachable(t, 1_000));
+      // Here, /proc tells without connecting (a connection would wake a
+      // main loop blocked in accept(), which the sheet's client never does).
+      const local = /^(127\.|::1$|localhost$)/.test(t.host)
+        ? await tcpListening(t.port)
+        : null;
+      stopped = local === null ? !(await reachable(t, 1_000)) : !local;
       if (!stopped) await sleep(100);
     }
   }
   // What the server did with "fin", if it did not stop: answered it (it
   // saw it), closed that client only, or neither (it waits for a line).
   const answered = isOkAnswer(text(line.peek().subarray(start))) ||
-    (fresh !== null && isOkAnswer(text(fresh.peek())));
+    (fresh !== null && isOkAnswer(text(fresh.peek().subarray(freshStart))));
   const closed = line.ended || (fresh?.ended ?? false);
   for (const conn of t.kept ?? []) closeQuietly(conn);
   t.kept = [];
@@ -1400,10 +1426,10 @@ async function okFin(t: Target): Promise<Result> {
     return bad(tr(
       `"fin" closed that client's connection, but the server still runs ${
         FIN_MS / 1000
-      } s later: fin stops the whole server (sheet 001: leave the main loop, close every client and the listening socket)`,
+      } s later: fin stops the whole server (sheet 001: leave the main loop, close every client and the listening socket; a flag set by a client's thread is not seen while the main thread waits in accept())`,
       `« fin » a fermé la connexion de ce client, mais le serveur tourne encore ${
         FIN_MS / 1000
-      } s après : fin arrête tout le serveur (fiche 001 : sortez de la boucle principale, fermez chaque client et la socket d'écoute)`,
+      } s après : fin arrête tout le serveur (fiche 001 : sortez de la boucle principale, fermez chaque client et la socket d'écoute ; un drapeau levé par le thread d'un client n'est pas vu tant que le thread principal attend dans accept())`,
     ));
   }
   if (answered) {
