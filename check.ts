@@ -544,6 +544,12 @@ async function idleCpu(t: Target): Promise<Result> {
   const before = await cpuTicks(await serverPids(t.proc!.pid));
   await sleep(IDLE_MS);
   const after = await cpuTicks(await serverPids(t.proc!.pid));
+  if (await t.proc!.exitedWithin(0)) {
+    return bad(tr(
+      "the server stopped while no client was connected (its error is below)",
+      "le serveur s'est arrêté alors qu'aucun client n'était connecté (son erreur est ci-dessous)",
+    ));
+  }
   if (before === null || after === null) {
     return notRun(tr(
       "cannot read /proc/PID/stat (Linux only)",
@@ -1646,13 +1652,23 @@ async function grade(
         // the end a moment to be seen, so the next check restarts it.
         await t.proc.exitedWithin(500);
       } else if (
-        result.status === "pass" && t.endsAfterClient && t.proc &&
-        await endedByItself(t.proc, 1_000)
+        result.status === "pass" && options.kind === "echo" && t.proc &&
+        await t.proc.exitedWithin(t.endsAfterClient ? 1_000 : 150)
       ) {
-        result = bad(tr(
-          `${result.why}, but then the server ended by itself (exit status 0) once this client left: §1.2 accepts client after client, in an infinite loop`,
-          `${result.why}, mais le serveur s'est ensuite terminé de lui-même (code de sortie 0) au départ de ce client : le §1.2 accepte client après client, dans une boucle infinie`,
-        ));
+        // It passed, then stopped as its client left (a select() loop
+        // that closes a socket but keeps it in its list crashes there):
+        // this check's fault, not the next one's.
+        result = bad(
+          await endedByItself(t.proc, 0)
+            ? tr(
+              `${result.why}, but then the server ended by itself (exit status 0) once this client left: §1.2 accepts client after client, in an infinite loop`,
+              `${result.why}, mais le serveur s'est ensuite terminé de lui-même (code de sortie 0) au départ de ce client : le §1.2 accepte client après client, dans une boucle infinie`,
+            )
+            : tr(
+              `${result.why}, but then the server stopped as this client left (exit status ${t.proc.code}; its error is below)`,
+              `${result.why}, mais le serveur s'est ensuite arrêté au départ de ce client (code de sortie ${t.proc.code} ; son erreur est ci-dessous)`,
+            ),
+        );
       }
       // The server goes on, but wrote an error meanwhile (a thread's
       // traceback): it is likely the reason, shown under the check.
