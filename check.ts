@@ -1448,6 +1448,16 @@ async function okFin(t: Target): Promise<Result> {
       } s après : « fin » arrive comme l'envoie le client de la fiche, b"fin" sans fin de ligne ; comparez le message reçu à exactement cela`,
     ));
   }
+  if (line.length === 0 && (fresh?.length ?? 0) === 0) {
+    return bad(tr(
+      `still running ${
+        FIN_MS / 1000
+      } s after "fin", sent as the sheet's client sends it (no newline, connection left open): it answered nothing on these connections, neither the messages before nor "fin"`,
+      `tourne encore ${
+        FIN_MS / 1000
+      } s après « fin », envoyé comme le fait le client de la fiche (sans fin de ligne, connexion laissée ouverte) : il n'a rien répondu sur ces connexions, ni aux messages d'avant ni à « fin »`,
+    ));
+  }
   return bad(tr(
     `still running ${
       FIN_MS / 1000

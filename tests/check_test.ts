@@ -1033,6 +1033,18 @@ const OK_ROWS: Row[] = [
     },
   },
   {
+    name: "answers nobody",
+    command: `python3 ${GALLERY}ok_silent.py {port}`,
+    marks: "✘✘✘✘✘✘✘",
+    passes: [],
+    reasons: {
+      second:
+        /^the second client: no answer within 2 s; nor the first client: no answer within 2 s$/,
+      fin:
+        /: it answered nothing on these connections, neither the messages before nor "fin"$/,
+    },
+  },
+  {
     name: "echoes instead of OK",
     command: `python3 ${GALLERY}ok_echoes.py {port}`,
     marks: "✘✘✘✘✘✘✔",
@@ -1094,7 +1106,7 @@ Deno.test({
     assert.equal(okStep1.targets[0].exit, 0);
     assert.deepEqual(
       okStep1.targets.map((t) => t.exit),
-      [0, 0, 0, 1, 1, 1, 1, 1, 1],
+      [0, 0, 0, 1, 1, 1, 1, 1, 1, 1],
       okStep1.done.stdout,
     );
   },
