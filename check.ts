@@ -69,6 +69,8 @@ export interface Target {
   proc?: Launched;
   /** Found by the second-client check: one client at a time. */
   oneClient?: boolean;
+  /** The server ends by itself (exit status 0) once a client leaves. */
+  endsAfterClient?: boolean;
   /** ok: the first client's connection (the sheet's one client). */
   main?: Lined;
   /** ok: connections left open until fin (the sheet's servers do not
@@ -143,6 +145,54 @@ const bytesOf = (n: number) => plural(n, "byte", "octet");
  * 1 take the singular: "0 octet renvoyé", "2 octets renvoyés"). */
 const frS = (n: number) => Math.abs(n) >= 2 ? "s" : "";
 
+/** How many bytes the server sent before the echo began (a greeting),
+ * or 0: the smallest k (up to 512) after which `got` goes on as `sent`
+ * does, for at least 4 bytes or to the end of either. */
+function ownBytesFirst(got: Uint8Array, sent: Uint8Array): number {
+  for (let k = 1; k <= Math.min(512, got.length - 1); k++) {
+    const n = Math.min(got.length - k, sent.length);
+    if (n < Math.min(4, sent.length)) break;
+    let j = 0;
+    while (j < n && got[k + j] === sent[j]) j++;
+    if (j === n) return k;
+  }
+  return 0;
+}
+
+/** U+FFFD (EF BF BD) at `i`: what a decode, errors="replace" (or Node's
+ * toString()) makes of bytes that are not UTF-8 text. */
+function replacementAt(got: Uint8Array, i: number): boolean {
+  return got[i] === 0xef && got[i + 1] === 0xbf && got[i + 2] === 0xbd;
+}
+
+const REPLACEMENT_HINT = () =>
+  tr(
+    " (U+FFFD, the replacement character: the server decodes the bytes as UTF-8 text, which they need not be, and a character may be split between two recv(); an echo sends back the bytes as they are)",
+    " (U+FFFD, le caractère de remplacement : le serveur décode les octets en texte UTF-8, ce qu'ils ne sont pas forcément, et un caractère peut être coupé entre deux recv() ; un écho renvoie les octets tels quels)",
+  );
+
+/** The echo stopped right after a newline, and what is missing has none:
+ * the server waits for a line end before it echoes. */
+function cutAfterLastNewline(
+  length: number,
+  sent: Uint8Array | number,
+  pattern?: Uint8Array,
+): boolean {
+  // `sent` bytes of `pattern` repeated (the stalled client's stream).
+  const at = (i: number) =>
+    typeof sent === "number" ? pattern![i % pattern!.length] : sent[i];
+  const total = typeof sent === "number" ? sent : sent.length;
+  if (length <= 0 || length >= total || at(length - 1) !== 0x0a) return false;
+  for (let i = length; i < total; i++) if (at(i) === 0x0a) return false;
+  return true;
+}
+
+const LINES_HINT = () =>
+  tr(
+    " — the echo stops after the last '\\n' sent: the server waits for a newline (readline()?); an echo sends back whatever recv() returns, at once",
+    " — l'écho s'arrête après le dernier '\\n' envoyé : le serveur attend une fin de ligne (readline() ?) ; un écho renvoie tout de suite ce que recv() renvoie",
+  );
+
 /** Why an echo is not the bytes sent, or null when it is exactly them.
  * `ended`: the server closed the connection. */
 export function judgeEcho(
@@ -153,6 +203,18 @@ export function judgeEcho(
   const n = Math.min(got.length, sent.length);
   let i = 0;
   while (i < n && got[i] === sent[i]) i++;
+  // A greeting differs from the first byte (a repeated chunk, later).
+  const own = i === 0 && n > 0 ? ownBytesFirst(got, sent) : 0;
+  if (own > 0) {
+    return tr(
+      `the server sent ${bytesOf(own)} of its own first (${
+        quote(got.subarray(0, own), 40)
+      }), then the echo: an echo sends nothing but what it receives`,
+      `le serveur a d'abord envoyé ${bytesOf(own)} de lui-même (${
+        quote(got.subarray(0, own), 40)
+      }), puis l'écho : un écho n'envoie rien d'autre que ce qu'il reçoit`,
+    );
+  }
   if (i < n) {
     return tr(
       `byte ${formatCount(i)} differs: sent ${
@@ -161,7 +223,7 @@ export function judgeEcho(
       `l'octet ${formatCount(i)} diffère : envoyé ${
         quote(sent.subarray(i, i + 1))
       }, reçu ${quote(got.subarray(i, i + 8))}`,
-    );
+    ) + (replacementAt(got, i) ? REPLACEMENT_HINT() : "");
   }
   if (got.length < sent.length) {
     const what = tr(
@@ -170,12 +232,13 @@ export function judgeEcho(
         bytesOf(sent.length)
       }`,
     );
-    return what + (ended
-      ? tr(
+    if (ended) {
+      return what + tr(
         ", then the server closed the connection",
         ", puis le serveur a fermé la connexion",
-      )
-      : "");
+      );
+    }
+    return what + (cutAfterLastNewline(got.length, sent) ? LINES_HINT() : "");
   }
   if (got.length > sent.length) {
     const extra = got.subarray(sent.length);
@@ -319,13 +382,30 @@ async function echoOnce(
   ms = 5_000,
 ): Promise<Result> {
   const conn = await connectTo(t);
-  const incoming = new Lined(conn);
+  const incoming = new Lined(conn, LINED_MAX_BYTES);
   try {
     const writing = bounded(writeAll(conn, payload), ms).catch(() => {});
-    await incoming.until(payload.length, ms);
-    await writing;
+    // Up to `ms` in all, but not 5 s more without a byte coming back.
+    const by = Date.now() + ms;
+    let seen = -1;
+    while (
+      incoming.length < payload.length && !incoming.ended &&
+      incoming.length > seen && Date.now() < by
+    ) {
+      seen = incoming.length;
+      await incoming.until(
+        payload.length,
+        Math.min(5_000, Math.max(0, by - Date.now())),
+      );
+    }
+    // Still writing to a server that sends nothing back: closing the
+    // connection (finally) ends the write.
+    if (incoming.length >= payload.length) await writing;
     await incoming.until(payload.length + 1, GRACE_MS);
     const got = incoming.take();
+    if (got.length === 0 && payload.length > 0 && !incoming.ended) {
+      return bad(noEcho(Math.min(ms, 5_000)));
+    }
     const why = judgeEcho(got, payload, incoming.ended);
     if (why !== null) return bad(withError(why, incoming));
     return ok(tr(
@@ -336,6 +416,17 @@ async function echoOnce(
     closeQuietly(conn);
   }
 }
+
+/** Nothing back, and the connection still open. */
+const noEcho = (ms: number) =>
+  tr(
+    `no echo within ${
+      formatCount(ms / 1000)
+    } s (the connection stays open: is the server reading?)`,
+    `pas d'écho en ${
+      formatCount(ms / 1000)
+    } s (la connexion reste ouverte : le serveur lit-il ?)`,
+  );
 
 /** A reset or other error that ended the reading, after a reason. */
 function withError(why: string, incoming: Lined): string {
@@ -361,6 +452,12 @@ async function severalMessages(t: Target): Promise<Result> {
       if (
         got.length < sent.length && sameBytes(got, sent.subarray(0, got.length))
       ) {
+        if (got.length === 0 && !incoming.ended) {
+          return bad(tr(
+            `message 1 of ${messages.length}: ${noEcho(3_000)}`,
+            `message 1 sur ${messages.length} : ${noEcho(3_000)}`,
+          ));
+        }
         if (i > 0 && got.length === sent.length - m.length) {
           return bad(withError(
             tr(
@@ -405,6 +502,7 @@ async function halfClose(t: Target): Promise<Result> {
     await conn.closeWrite();
     await incoming.until(Infinity, 5_000);
     const got = incoming.take();
+    if (got.length === 0 && !incoming.ended) return bad(noEcho(5_000));
     if (got.length < payload.length || !incoming.ended) {
       const why = judgeEcho(got, payload, incoming.ended);
       if (why !== null && got.length !== payload.length) {
@@ -446,6 +544,12 @@ async function idleCpu(t: Target): Promise<Result> {
   const before = await cpuTicks(await serverPids(t.proc!.pid));
   await sleep(IDLE_MS);
   const after = await cpuTicks(await serverPids(t.proc!.pid));
+  if (await t.proc!.exitedWithin(0)) {
+    return bad(tr(
+      "the server stopped while no client was connected (its error is below)",
+      "le serveur s'est arrêté alors qu'aucun client n'était connecté (son erreur est ci-dessous)",
+    ));
+  }
   if (before === null || after === null) {
     return notRun(tr(
       "cannot read /proc/PID/stat (Linux only)",
@@ -460,6 +564,14 @@ async function idleCpu(t: Target): Promise<Result> {
       String(IDLE_MS / 1000).replace(".", ",")
     } s sans aucun client`,
   );
+  if (share >= IDLE_CPU_LIMIT && await threadsLeft(t.proc!.pid) > 1) {
+    // Threads still there with no client: each spins on a socket whose
+    // client left (the threads of §2.2 end when their client leaves).
+    return bad(tr(
+      `${used}: a busy loop (§2.1, §2.2: threads still running with no client connected: recv() on a socket whose client left returns b"" at once, forever; when it does, close the socket and leave the loop, so the thread ends)`,
+      `${used} : une boucle active (§2.1, §2.2 : des threads tournent encore sans aucun client : recv() sur une socket dont le client est parti renvoie b"" tout de suite, sans fin ; quand c'est le cas, fermez la socket et sortez de la boucle, pour que le thread se termine)`,
+    ));
+  }
   if (share >= IDLE_CPU_LIMIT) {
     return bad(tr(
       `${used}: a busy loop (§2.1: a socket whose client left, still in select()'s list, is "readable" at once, forever: close it and remove it from the list)`,
@@ -629,7 +741,7 @@ async function stalledReader(t: Target): Promise<Result> {
         `un autre client n'a pas été servi pendant qu'un client ne lisait pas (${other}) : le serveur attend dans sendall() vers ce client ; les threads du §2.2, ou select() sur les sockets prêtes en écriture, n'attendent pas`,
       ));
     // Release the server: read back, and compare, everything it echoes.
-    const incoming = new Lined(stalled);
+    const incoming = new Lined(stalled, LINED_MAX_BYTES);
     let idleSince = Date.now();
     let seen = 0;
     const drainBy = Date.now() + 30_000;
@@ -644,6 +756,20 @@ async function stalledReader(t: Target): Promise<Result> {
     const got = incoming.take();
     let i = 0;
     while (i < got.length && got[i] === chunk[i % chunk.length]) i++;
+    if (i < got.length && i < sent && replacementAt(got, i)) {
+      return bad(
+        tr(
+          `byte ${formatCount(i)} of the stalled client's echo differs (sent ${
+            quote(chunk.subarray(i % chunk.length, i % chunk.length + 1))
+          }, got ${quote(got.subarray(i, i + 3))})`,
+          `l'octet ${
+            formatCount(i)
+          } de l'écho du client bloqué diffère (envoyé ${
+            quote(chunk.subarray(i % chunk.length, i % chunk.length + 1))
+          }, reçu ${quote(got.subarray(i, i + 3))})`,
+        ) + REPLACEMENT_HINT(),
+      );
+    }
     if (i < got.length && i < sent) {
       return bad(tr(
         `byte ${formatCount(i)} of the stalled client's echo differs (sent ${
@@ -655,6 +781,42 @@ async function stalledReader(t: Target): Promise<Result> {
           quote(got.subarray(i, i + 1))
         }) : des octets ont été perdus ou mélangés`,
       ));
+    }
+    if (got.length < sent && (incoming.ended || got.length === 0)) {
+      // Not a non-blocking send() losing bytes: the server closed this
+      // client (or never echoed, or crashed on what it was sent).
+      const what = tr(
+        `the client that stopped reading got ${formatCount(got.length)} of ${
+          bytesOf(sent)
+        } back once it read again`,
+        `le client qui ne lisait plus a reçu ${formatCount(got.length)} sur ${
+          bytesOf(sent)
+        } en relisant`,
+      );
+      return bad(withError(
+        what + (incoming.ended
+          ? tr(
+            ", then the server closed the connection",
+            ", puis le serveur a fermé la connexion",
+          )
+          : tr(
+            ", and the connection stayed open",
+            ", et la connexion est restée ouverte",
+          )),
+        incoming,
+      ));
+    }
+    if (got.length < sent && cutAfterLastNewline(got.length, sent, chunk)) {
+      return bad(
+        tr(
+          `the client that stopped reading got ${formatCount(got.length)} of ${
+            bytesOf(sent)
+          } back once it read again`,
+          `le client qui ne lisait plus a reçu ${formatCount(got.length)} sur ${
+            bytesOf(sent)
+          } en relisant`,
+        ) + LINES_HINT(),
+      );
     }
     if (got.length < sent) {
       return bad(tr(
@@ -728,6 +890,16 @@ async function manyClientsNow(t: Target, count: number): Promise<Result> {
         break;
       }
       served++;
+    }
+    if (conns.length < count && stop === "") {
+      stop = tr(
+        `not reached: the first ${
+          formatCount(served)
+        } took the 30 s allowed (the server answers each new client slowly)`,
+        `pas atteint : les ${
+          formatCount(served)
+        } premiers ont pris les 30 s accordées (le serveur répond lentement à chaque nouveau client)`,
+      );
     }
     if (served === count) {
       const again = await Promise.all(
@@ -839,23 +1011,53 @@ export const UDP_CHECKS: Check[] = [
 ];
 
 async function udpEcho(t: Target, payload: Uint8Array): Promise<Result> {
-  const got = await udpRoundTrip(t, payload);
-  if (got === null) {
+  const reply = await udpExchange(t, payload, GRACE_MS);
+  if (reply === null) {
+    const stopped = t.proc !== undefined && await t.proc.exitedWithin(500);
     return bad(tr(
-      "no reply within 1 s (3 tries)",
-      "pas de réponse en 1 s (3 essais)",
+      `no reply within 1 s (3 tries)${
+        stopped ? ": the server stopped (its error is below)" : ""
+      }`,
+      `pas de réponse en 1 s (3 essais)${
+        stopped ? " : le serveur s'est arrêté (son erreur est ci-dessous)" : ""
+      }`,
     ));
   }
+  const got = reply.data;
   const why = judgeEcho(got, payload, false);
   if (why !== null) {
+    const cut = got.length < payload.length && got.length > 0 &&
+      sameBytes(got, payload.subarray(0, got.length));
+    const size = formatCount(got.length);
     return bad(
-      got.length < payload.length && got.length > 0 && payload.length > 1500
+      cut
         ? why + tr(
-          ": the datagram was cut (recvfrom(1500)? a UDP datagram can carry up to 65,507 bytes: recvfrom(65535))",
-          " : le datagramme a été tronqué (recvfrom(1500) ? un datagramme UDP peut porter jusqu'à 65 507 octets : recvfrom(65535))",
-        )
+          `: the datagram was cut (recvfrom(${got.length})? a UDP datagram can carry up to 65,507 bytes: recvfrom(65535))`,
+          ` : le datagramme a été tronqué (recvfrom(${got.length}) ? un datagramme UDP peut porter jusqu'à 65 507 octets : recvfrom(65535))`,
+        ) + (got.length < 1_472
+          ? tr(
+            `; ${size} bytes is less than one Ethernet frame's 1,472`,
+            ` ; ${size} octets, c'est moins que les 1 472 d'une trame Ethernet`,
+          )
+          : "")
         : why,
     );
+  }
+  if (reply.port !== t.port) {
+    return bad(tr(
+      `the reply came from port ${reply.port}, not ${t.port}: a client that connected its socket (nc -u) never sees it; reply with the socket that received, s.sendto(data, addr)`,
+      `la réponse vient du port ${reply.port}, pas ${t.port} : un client qui a connecté sa socket (nc -u) ne la voit jamais ; répondez avec la socket qui a reçu, s.sendto(data, addr)`,
+    ));
+  }
+  if (reply.more > 0) {
+    return bad(tr(
+      `${
+        formatCount(reply.more + 1)
+      } replies to one datagram: an echo sends each datagram back once`,
+      `${
+        formatCount(reply.more + 1)
+      } réponses à un seul datagramme : un écho renvoie chaque datagramme une fois`,
+    ));
   }
   return ok(tr(
     `${bytesOf(payload.length)} back, exactly`,
@@ -870,12 +1072,30 @@ async function udpSenders(t: Target): Promise<Result> {
       (_, i) => udpRoundTrip(t, utf8(`sender ${i}`)),
     ),
   );
-  const right =
-    replies.filter((r, i) => r !== null && text(r) === `sender ${i}`).length;
+  const sent = replies.map((_, i) => `sender ${i}`);
+  const right = replies.filter((r, i) => r !== null && text(r) === sent[i])
+    .length;
   if (right === UDP_SENDERS) {
     return ok(tr(
       `each of ${UDP_SENDERS} got its own reply`,
       `chacun des ${UDP_SENDERS} a reçu sa réponse`,
+    ));
+  }
+  // Every sender got a reply, none of them another sender's message: the
+  // replies went to the right senders, but are not the echo.
+  const wrong = replies.findIndex((r, i) => r !== null && text(r) !== sent[i]);
+  if (
+    replies.every((r) => r !== null) &&
+    !replies.some((r, i) => sent.some((m, j) => j !== i && text(r!) === m))
+  ) {
+    const why = judgeEcho(replies[wrong]!, utf8(sent[wrong]), false);
+    return bad(tr(
+      `each got a reply, ${right} of ${UDP_SENDERS} their own message back (sender ${
+        wrong + 1
+      }: ${why})`,
+      `chacun a reçu une réponse, ${right} sur ${UDP_SENDERS} leur propre message (expéditeur ${
+        wrong + 1
+      } : ${why})`,
     ));
   }
   return bad(tr(
@@ -897,6 +1117,23 @@ export async function udpPortBound(port: number): Promise<boolean | null> {
     seen = true;
     const rows = body.split("\n").slice(1);
     if (rows.some((r) => r.trim().split(/\s+/)[1]?.endsWith(hex))) return true;
+  }
+  return seen ? false : null;
+}
+
+/** Whether a TCP socket listens on `port` on this machine (Linux /proc),
+ * or null when that cannot be known. */
+export async function tcpListening(port: number): Promise<boolean | null> {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  let seen = false;
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    const body = await readProc(file);
+    if (body === null) continue;
+    seen = true;
+    for (const row of body.split("\n").slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f[1]?.endsWith(hex) && f[3] === "0A") return true;
+    }
   }
   return seen ? false : null;
 }
@@ -992,7 +1229,7 @@ export const OK_CHECKS: Check[] = [
 async function mainConn(t: Target): Promise<Lined> {
   if (t.main && !t.main.ended) return t.main;
   const conn = await connectTo(t);
-  t.main = new Lined(conn);
+  t.main = new Lined(conn, OK_MAX_BYTES);
   return t.main;
 }
 
@@ -1020,6 +1257,16 @@ async function askOk(
       )
       : tr("no answer within 2 s", "pas de réponse en 2 s");
   }
+  if (sameBytes(got, message)) {
+    return tr(
+      `got ${
+        quote(got)
+      }, the message itself (an echo: the sheet's server answers b"OK")`,
+      `reçu ${
+        quote(got)
+      }, le message lui-même (un écho : le serveur de la fiche répond b"OK")`,
+    );
+  }
   const lower = /^ok\r?\n?$/i.test(text(got));
   return tr(
     `got ${quote(got)}${lower ? ' (the sheet sends b"OK", in capitals)' : ""}`,
@@ -1041,7 +1288,9 @@ async function okConversation(
   ownConnection = false,
 ): Promise<Result> {
   const own = ownConnection && !t.oneClient;
-  const line = own ? new Lined(await connectTo(t)) : await mainConn(t);
+  const line = own
+    ? new Lined(await connectTo(t), OK_MAX_BYTES)
+    : await mainConn(t);
   try {
     for (const [i, m] of messages.entries()) {
       const bytes = typeof m === "string" ? utf8(m) : m;
@@ -1075,13 +1324,22 @@ async function okConversation(
 
 async function okSecond(t: Target): Promise<Result> {
   const first = await mainConn(t);
-  const second = new Lined(await connectTo(t));
+  const second = new Lined(await connectTo(t), OK_MAX_BYTES);
   // Left open until the end: the sheet's servers do not survive a client
   // that leaves without "fin".
   t.kept = [...(t.kept ?? []), second.conn];
   const why = await askOk(second, utf8("et moi ?\n"));
   if (why !== null) {
     if (second.length === 0 && !second.ended) {
+      // One client at a time answers its first client still; a server
+      // that answers nobody is not that.
+      const firstToo = await askOk(first, utf8("et toi ?\n"));
+      if (firstToo !== null) {
+        return bad(tr(
+          `the second client: ${why}; nor the first client: ${firstToo}`,
+          `le deuxième client : ${why} ; le premier non plus : ${firstToo}`,
+        ));
+      }
       t.oneClient = true;
       return bad(tr(
         "not answered while the first client stays connected: one client at a time is sheet 001's first server; its second (select) serves several",
@@ -1132,8 +1390,14 @@ async function okFin(t: Target): Promise<Result> {
   // and from a new client that never sent a newline (the first one has,
   // in the line client's check: a server may read it as a line client
   // from then on, for good).
-  const fresh = t.oneClient ? null : await connectTo(t).catch(() => null);
-  for (const conn of fresh ? [line.conn, fresh] : [line.conn]) {
+  const freshConn = t.oneClient ? null : await connectTo(t).catch(() => null);
+  const fresh = freshConn ? new Lined(freshConn, OK_MAX_BYTES) : null;
+  // Served before fin: accepted for sure, so no connection of ours comes
+  // after fin to wake a main loop blocked in accept().
+  if (fresh) await askOk(fresh, utf8("bonjour"));
+  const freshStart = fresh?.length ?? 0;
+  const start = line.length;
+  for (const conn of freshConn ? [line.conn, freshConn] : [line.conn]) {
     await bounded(writeAll(conn, utf8("fin")), 2_000).catch(() => {});
   }
   const stopBy = Date.now() + FIN_MS;
@@ -1142,17 +1406,57 @@ async function okFin(t: Target): Promise<Result> {
     if (t.proc) {
       stopped = await t.proc.exitedWithin(200);
     } else {
-      stopped = !(await reachable(t, 1_000));
+      // Here, /proc tells without connecting (a connection would wake a
+      // main loop blocked in accept(), which the sheet's client never does).
+      const local = /^(127\.|::1$|localhost$)/.test(t.host)
+        ? await tcpListening(t.port)
+        : null;
+      stopped = local === null ? !(await reachable(t, 1_000)) : !local;
       if (!stopped) await sleep(100);
     }
   }
+  // What the server did with "fin", if it did not stop: answered it (it
+  // saw it), closed that client only, or neither (it waits for a line).
+  const answered = isOkAnswer(text(line.peek().subarray(start))) ||
+    (fresh !== null && isOkAnswer(text(fresh.peek().subarray(freshStart))));
+  const closed = line.ended || (fresh?.ended ?? false);
   for (const conn of t.kept ?? []) closeQuietly(conn);
   t.kept = [];
   closeQuietly(line.conn);
-  if (fresh) closeQuietly(fresh);
+  if (freshConn) closeQuietly(freshConn);
   t.main = undefined;
   if (stopped) {
     return ok(tr("the server stopped", "le serveur s'est arrêté"));
+  }
+  if (closed) {
+    return bad(tr(
+      `"fin" closed that client's connection, but the server still runs ${
+        FIN_MS / 1000
+      } s later: fin stops the whole server (sheet 001: leave the main loop, close every client and the listening socket; a flag set by a client's thread is not seen while the main thread waits in accept())`,
+      `« fin » a fermé la connexion de ce client, mais le serveur tourne encore ${
+        FIN_MS / 1000
+      } s après : fin arrête tout le serveur (fiche 001 : sortez de la boucle principale, fermez chaque client et la socket d'écoute ; un drapeau levé par le thread d'un client n'est pas vu tant que le thread principal attend dans accept())`,
+    ));
+  }
+  if (answered) {
+    return bad(tr(
+      `answered OK to "fin" but still runs ${
+        FIN_MS / 1000
+      } s later: "fin" comes as the sheet's client sends it, b"fin" with no newline; compare the message received with exactly that`,
+      `a répondu OK à « fin » mais tourne encore ${
+        FIN_MS / 1000
+      } s après : « fin » arrive comme l'envoie le client de la fiche, b"fin" sans fin de ligne ; comparez le message reçu à exactement cela`,
+    ));
+  }
+  if (line.length === 0 && (fresh?.length ?? 0) === 0) {
+    return bad(tr(
+      `still running ${
+        FIN_MS / 1000
+      } s after "fin", sent as the sheet's client sends it (no newline, connection left open): it answered nothing on these connections, neither the messages before nor "fin"`,
+      `tourne encore ${
+        FIN_MS / 1000
+      } s après « fin », envoyé comme le fait le client de la fiche (sans fin de ligne, connexion laissée ouverte) : il n'a rien répondu sur ces connexions, ni aux messages d'avant ni à « fin »`,
+    ));
   }
   return bad(tr(
     `still running ${
@@ -1253,6 +1557,18 @@ async function grade(
       for (const line of t.proc?.tail() ?? []) out(`    ${line}`);
       return graded;
     }
+    if (
+      options.kind === "echo" && t.proc && await endedByItself(t.proc, 1_000)
+    ) {
+      // Its first client, check.ts's connection test, has come and gone.
+      t.endsAfterClient = true;
+      note(ENDS_AFTER_CLIENT());
+      const again = await Launched.start(t.proc.command, options.kind);
+      if (typeof again !== "string") {
+        t.proc = again;
+        t.port = again.port;
+      }
+    }
     const linux = Deno.build.os === "linux";
     const checks = runOrder(
       checksFor(options).filter((c) => !c.needsRun || (t.proc && linux)),
@@ -1260,6 +1576,7 @@ async function grade(
     );
     let stoppedDuring: Check | null = null;
     let last: Graded["results"][number] | null = null;
+    let mark = 0;
     for (const check of checks) {
       const counted = options.step === null ||
         check.steps.includes(options.step);
@@ -1270,6 +1587,20 @@ async function grade(
         }
         if (last && t.proc && last.check.id === "fin") {
           // Stopping is what fin asks for: start it again, quietly.
+        } else if (
+          last && t.proc && last.result.status === "pass" &&
+          t.proc.code === 0 && last.stderr.length === 0
+        ) {
+          // Ended by itself, no error, once its client had left.
+          t.endsAfterClient = true;
+          note(tr(
+            `  (the server ended by itself, exit status 0, after ${
+              quoteName(last.check.name())
+            }: started again; §1.2 accepts client after client, in an infinite loop)`,
+            `  (le serveur s'est terminé de lui-même, code de sortie 0, après ${
+              quoteName(last.check.name())
+            } : relancé ; le §1.2 accepte client après client, dans une boucle infinie)`,
+          ));
         } else if (last && t.proc) {
           note(tr(
             `  (the server stopped during ${
@@ -1323,16 +1654,49 @@ async function grade(
           })`,
         ));
       } else {
+        mark = t.proc?.written ?? 0;
         result = await runCheck(check, t);
       }
       if (result.status === "fail" && t.proc) {
         // A crash closes the server's sockets as its process ends: give
         // the end a moment to be seen, so the next check restarts it.
         await t.proc.exitedWithin(500);
+      } else if (
+        result.status === "pass" && options.kind === "echo" && t.proc &&
+        await t.proc.exitedWithin(t.endsAfterClient ? 1_000 : 150)
+      ) {
+        // It passed, then stopped as its client left (a select() loop
+        // that closes a socket but keeps it in its list crashes there):
+        // this check's fault, not the next one's.
+        result = bad(
+          await endedByItself(t.proc, 0)
+            ? tr(
+              `${result.why}, but then the server ended by itself (exit status 0) once this client left: §1.2 accepts client after client, in an infinite loop`,
+              `${result.why}, mais le serveur s'est ensuite terminé de lui-même (code de sortie 0) au départ de ce client : le §1.2 accepte client après client, dans une boucle infinie`,
+            )
+            : tr(
+              `${result.why}, but then the server stopped as this client left (exit status ${t.proc.code}; its error is below)`,
+              `${result.why}, mais le serveur s'est ensuite arrêté au départ de ce client (code de sortie ${t.proc.code} ; son erreur est ci-dessous)`,
+            ),
+        );
       }
-      last = { check, result, counted, stderr: [] };
+      // The server goes on, but wrote an error meanwhile (a thread's
+      // traceback): it is likely the reason, shown under the check.
+      const wrote = result.status === "fail" && t.proc && !t.proc.exited
+        ? t.proc.since(mark)
+        : [];
+      if (wrote.some((l) => /error|exception|traceback|panic|fault/i.test(l))) {
+        result = bad(
+          result.why + tr(
+            " — the server wrote an error meanwhile (below)",
+            " — le serveur a écrit une erreur entre-temps (ci-dessous)",
+          ),
+        );
+      }
+      last = { check, result, counted, stderr: wrote };
       graded.results.push(last);
       out(formatLine(check, result, counted, options.step));
+      for (const line of wrote) out(`    ${line}`);
       if (t.proc?.exited && last.stderr.length === 0 && check.id !== "fin") {
         last.stderr = t.proc.tail();
         for (const line of last.stderr) out(`    ${line}`);
@@ -1345,6 +1709,19 @@ async function grade(
     if (t.proc) await t.proc.stop();
   }
 }
+
+/** Whether the server ends within `ms`, by itself: exit status 0 and
+ * nothing on stderr (not a crash). */
+async function endedByItself(proc: Launched, ms: number): Promise<boolean> {
+  return await proc.exitedWithin(ms) && proc.code === 0 &&
+    proc.tail().length === 0;
+}
+
+const ENDS_AFTER_CLIENT = () =>
+  tr(
+    "  (the server ended by itself, exit status 0, once its first client left: started again; §1.2 accepts client after client, in an infinite loop)",
+    "  (le serveur s'est terminé de lui-même, code de sortie 0, au départ de son premier client : relancé ; le §1.2 accepte client après client, dans une boucle infinie)",
+  );
 
 /** "127.0.0.1:7777" or "[::1]:7777". */
 function shownHost(t: Target): string {
@@ -1408,7 +1785,7 @@ async function firstContact(
       return { code: 3, why: cannotConnect(t, err) };
     }
   }
-  if (kind === "ok") t.main = new Lined(conn);
+  if (kind === "ok") t.main = new Lined(conn, OK_MAX_BYTES);
   else closeQuietly(conn);
   return null;
 }
@@ -1462,12 +1839,29 @@ async function runCheck(check: Check, t: Target): Promise<Result> {
   try {
     return await check.run(t);
   } catch (err) {
+    const refused = err instanceof Deno.errors.ConnectionRefused ||
+      err instanceof Deno.errors.ConnectionReset;
+    if (refused && t.proc && await t.proc.exitedWithin(500)) {
+      // It ended between the last client and this one.
+      return bad(
+        t.proc.code === 0 && t.proc.tail().length === 0
+          ? tr(
+            "connection refused: the server ended by itself (exit status 0) after its previous client left: accept() client after client, in an infinite loop (§1.2)",
+            "connexion refusée : le serveur s'est terminé de lui-même (code de sortie 0) après le départ du client précédent : accept() client après client, dans une boucle infinie (§1.2)",
+          )
+          : tr(
+            `connection refused: the server stopped (exit status ${t.proc.code})`,
+            `connexion refusée : le serveur s'est arrêté (code de sortie ${t.proc.code})`,
+          ),
+      );
+    }
     if (err instanceof Deno.errors.ConnectionRefused) {
       return bad(tr(
         "connection refused: the server is no longer running",
         "connexion refusée : le serveur ne tourne plus",
       ));
     }
+    if (err instanceof ConnectTimeout) return bad(err.message);
     if (err instanceof Timeout) {
       return bad(tr(
         `no answer within ${formatCount(err.ms)} ms`,
@@ -1570,6 +1964,10 @@ export function exitCode(graded: Graded): number {
  * has exited. Stopped by its PID (and its children's, from /proc). */
 export class Launched {
   exited = false;
+  /** Its exit status, once it exited. */
+  code: number | null = null;
+  /** How many lines the server has written on stderr so far. */
+  written = 0;
   private lines: string[] = [];
   private partial = "";
   private status: Promise<unknown>;
@@ -1578,7 +1976,8 @@ export class Launched {
     readonly port: number,
     private child: Deno.ChildProcess,
   ) {
-    this.status = child.status.then(() => {
+    this.status = child.status.then((status) => {
+      this.code = status.code;
       this.exited = true;
     });
     (async () => {
@@ -1588,7 +1987,12 @@ export class Launched {
         ) {
           const parts = (this.partial + chunk).split("\n");
           this.partial = parts.pop() ?? "";
-          this.lines.push(...parts);
+          // A server writing without newlines: keep its end, bounded.
+          if (this.partial.length > STDERR_LINE_MAX) {
+            this.partial = this.partial.slice(-STDERR_LINE_MAX);
+          }
+          this.lines.push(...parts.map((l) => l.slice(0, STDERR_LINE_MAX)));
+          this.written += parts.length;
           if (this.lines.length > 40) {
             this.lines.splice(0, this.lines.length - 40);
           }
@@ -1604,10 +2008,18 @@ export class Launched {
     return this.child.pid;
   }
 
+  /** The lines written on stderr since `written` was `mark` (a thread's
+   * traceback while the server goes on), the last few. */
+  since(mark: number, count = STDERR_LINES): string[] {
+    const fresh = Math.min(this.written - mark, this.lines.length);
+    const lines = fresh > 0 ? this.lines.slice(-fresh) : [];
+    return lines.filter((l) => l.trim() !== "").slice(-count).map(shortLine);
+  }
+
   /** The last lines the server wrote on stderr (a traceback). */
   tail(count = STDERR_LINES): string[] {
     const all = this.partial ? [...this.lines, this.partial] : this.lines;
-    return all.filter((l) => l.trim() !== "").slice(-count);
+    return all.filter((l) => l.trim() !== "").slice(-count).map(shortLine);
   }
 
   async exitedWithin(ms: number): Promise<boolean> {
@@ -1696,6 +2108,11 @@ export class Launched {
       ? `${why}\n${tail.map((l) => `    ${l}`).join("\n")}`
       : why;
   }
+}
+
+/** A line of the server's stderr as shown: at most STDERR_SHOWN chars. */
+function shortLine(line: string): string {
+  return line.length > STDERR_SHOWN ? `${line.slice(0, STDERR_SHOWN)}…` : line;
 }
 
 /** A check's name in a sentence: "second client", « deuxième client ». */
@@ -1798,6 +2215,17 @@ async function serverPids(pid: number): Promise<number[]> {
   return out;
 }
 
+/** The most threads one of the server's processes has (/proc), or 0. */
+async function threadsLeft(pid: number): Promise<number> {
+  let most = 0;
+  for (const p of await serverPids(pid)) {
+    const status = await readProc(`/proc/${p}/status`);
+    const n = Number(status?.match(/^Threads:\s*(\d+)/m)?.[1] ?? 0);
+    most = Math.max(most, n);
+  }
+  return most;
+}
+
 /** CPU time (user + system, in clock ticks) of these processes, or null. */
 async function cpuTicks(pids: number[]): Promise<number | null> {
   let total = 0;
@@ -1848,6 +2276,7 @@ export function parseTargets(
     }
     const [, name, rest] = m;
     if (options.run) {
+      noPortPlaceholder(rest.trim(), i + 1);
       specs.push({ name, host: options.host, port: 0, command: rest.trim() });
       continue;
     }
@@ -1870,6 +2299,21 @@ export function parseTargets(
     );
   }
   return specs;
+}
+
+/** A --run command must say where the server takes its port: check.ts
+ * gives it a free one (a server on a fixed port would be waited for in
+ * vain, then called unreachable). */
+function noPortPlaceholder(command: string, line?: number): void {
+  if (command.includes("{port}")) return;
+  const where = line === undefined ? "--run" : tr(
+    `targets line ${line}`,
+    `ligne ${line} des cibles`,
+  );
+  throw new UsageError(tr(
+    `${where}: "${command}" has no {port}: check.ts starts the server on a free port; write {port} where it takes its port (python3 server.py {port})`,
+    `${where} : « ${command} » n'a pas de {port} : check.ts lance le serveur sur un port libre ; écrivez {port} là où il prend son port (python3 server.py {port})`,
+  ));
 }
 
 /** Runs `work` on every item, at most `jobs` at a time, results in order. */
@@ -1977,6 +2421,13 @@ const RUN_LINE = "deno run -N --allow-run --allow-read --unstable-net check.ts";
 const STALL_MAX_BYTES = 32 * 1024 * 1024;
 /** How long a write must stay pending to mean the buffers are full. */
 const STALL_MS = 1_500;
+/** The most one connection reads from the server: past every check's
+ * need (the stalled client's STALL_MAX_BYTES), so a flood stays bounded. */
+const LINED_MAX_BYTES = STALL_MAX_BYTES + 8 * 1024 * 1024;
+/** The most other connections read: twice any message they send. */
+const LINED_SMALL_BYTES = 2 * 1024 * 1024;
+/** The same for the OK server, whose answers are two bytes. */
+const OK_MAX_BYTES = 1024 * 1024;
 const UDP_SENDERS = 5;
 /** The idle-CPU check's window, and the share of one core that is a busy
  * loop (an idle server uses ~0; a loop, even on a loaded machine, > 0.5). */
@@ -1987,6 +2438,9 @@ const CLOCK_TICKS = 100;
 /** How long a server may take to listen once started (--run). */
 const START_MS = 15_000;
 const STDERR_LINES = 8;
+/** The longest stderr line kept, and shown. */
+const STDERR_LINE_MAX = 4096;
+const STDERR_SHOWN = 300;
 /** How long a server has to stop after "fin". */
 const FIN_MS = 5_000;
 
@@ -2200,6 +2654,7 @@ export function parseOptions(args: string[]): Options | null {
       "--no-fin ne concerne que ok",
     ));
   }
+  if (typeof run === "string") noPortPlaceholder(run);
   if (run !== false && port !== null) {
     throw new UsageError(tr(
       "--run chooses the port itself: no --port with it",
@@ -2329,19 +2784,29 @@ class Lined {
   error: unknown = null;
   private chunks: Uint8Array[] = [];
   private wake: (() => void) | null = null;
-  constructor(readonly conn: Deno.Conn) {
+  constructor(
+    readonly conn: Deno.Conn,
+    private readonly max = LINED_SMALL_BYTES,
+  ) {
     this.loop();
   }
 
   private async loop(): Promise<void> {
     try {
-      while (true) {
+      while (this.length < this.max) {
         const buf = new Uint8Array(16 * 1024);
         const n = await this.conn.read(buf);
         if (n === null) break;
-        this.chunks.push(buf.subarray(0, n));
+        this.chunks.push(n < 1024 ? buf.slice(0, n) : buf.subarray(0, n));
         this.length += n;
         this.notify();
+      }
+      if (this.length >= this.max) {
+        // A server that floods without reading: what came is plenty to
+        // judge; reading on would only fill our memory. The connection
+        // stays open (not "ended"): the server did not close it.
+        this.notify();
+        return;
       }
     } catch (err) {
       if (!(err instanceof Deno.errors.BadResource)) this.error = err;
@@ -2399,6 +2864,22 @@ class Timeout extends Error {
   }
 }
 
+/** A connection the server's system did not complete in time: nobody
+ * calls accept(), and the listen() backlog is full. */
+class ConnectTimeout extends Timeout {
+  constructor(ms: number) {
+    super(ms);
+    this.message = tr(
+      `connection not accepted within ${
+        formatCount(ms / 1000)
+      } s (does the server call accept()? its listen() backlog is full)`,
+      `connexion non acceptée en ${
+        formatCount(ms / 1000)
+      } s (le serveur appelle-t-il accept() ? sa file d'attente de listen() est pleine)`,
+    );
+  }
+}
+
 /** `promise`, or a Timeout error after `ms`. */
 function bounded<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -2438,7 +2919,7 @@ async function connectTo(
   } catch (err) {
     // A connection that completes after the deadline is closed, not leaked.
     connecting.then(closeQuietly, () => {});
-    throw err;
+    throw err instanceof Timeout ? new ConnectTimeout(ms) : err;
   }
 }
 
@@ -2484,6 +2965,17 @@ async function udpRoundTrip(
   t: Target,
   payload: Uint8Array,
 ): Promise<Uint8Array | null> {
+  return (await udpExchange(t, payload))?.data ?? null;
+}
+
+/** One datagram out (3 tries of 1 s): its reply, the port it came from,
+ * and how many more replies came within `grace` ms (counted only when the
+ * datagram went out once: a retry may rightly get a second reply). */
+async function udpExchange(
+  t: Target,
+  payload: Uint8Array,
+  grace = 0,
+): Promise<{ data: Uint8Array; port: number; more: number } | null> {
   const sock = Deno.listenDatagram({
     transport: "udp",
     hostname: t.host.includes(":") ? "::" : "0.0.0.0",
@@ -2498,11 +2990,20 @@ async function udpRoundTrip(
     for (let attempt = 0; attempt < 3; attempt++) {
       await sock.send(payload, target);
       try {
-        const [data] = await bounded(
+        const [data, from] = await bounded(
           sock.receive(new Uint8Array(65_536)),
           1_000,
         );
-        return data;
+        let more = 0;
+        while (grace > 0 && attempt === 0 && more < 100) {
+          try {
+            await bounded(sock.receive(new Uint8Array(65_536)), grace);
+            more++;
+          } catch {
+            break;
+          }
+        }
+        return { data, port: (from as Deno.NetAddr).port, more };
       } catch (err) {
         if (!(err instanceof Timeout)) throw err;
       }

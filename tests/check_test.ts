@@ -72,6 +72,43 @@ Deno.test("check.ts judgeEcho: extra bytes after the echo, short, different", ()
     judgeEcho(utf8("abcXYZ"), utf8("abc"), false),
     "6 bytes for 3: 3 bytes too many, 'XYZ'",
   );
+  // Cut right after a newline, nothing missing has one: a line reader.
+  assert.equal(
+    judgeEcho(utf8("one\ntwo\n"), utf8("one\ntwo\nand a half"), false),
+    "got 8 of 18 bytes back — the echo stops after the last '\\n' sent: the server waits for a newline (readline()?); an echo sends back whatever recv() returns, at once",
+  );
+  // Cut elsewhere, or the rest has a newline, or closed: no such guess.
+  for (
+    const [got, sent, ended] of [
+      ["one\ntw", "one\ntwo\n", false],
+      ["one\n", "one\ntwo\nthree", false],
+      ["one\n", "one\ntwo", true],
+    ] as const
+  ) {
+    assert.doesNotMatch(
+      judgeEcho(utf8(got), utf8(sent), ended)!,
+      /readline/,
+      got,
+    );
+  }
+  // A greeting before the echo; not a chunk sent twice.
+  assert.equal(
+    judgeEcho(utf8("Bonjour !\nhello"), utf8("hello"), false),
+    "the server sent 10 bytes of its own first ('Bonjour !\\n'), then the echo: an echo sends nothing but what it receives",
+  );
+  assert.equal(
+    judgeEcho(utf8("abcabcdef"), utf8("abcdef"), false),
+    "byte 3 differs: sent 'd', got 'abcdef'",
+  );
+  // U+FFFD where a byte that is not UTF-8 was: a decode.
+  assert.match(
+    judgeEcho(utf8("ab\ufffd"), new Uint8Array([0x61, 0x62, 0xe9]), false)!,
+    /^byte 2 differs: sent '\\xe9', got '\ufffd' \(U\+FFFD, the replacement character: the server decodes the bytes as UTF-8 text/,
+  );
+  assert.doesNotMatch(
+    judgeEcho(utf8("abX"), new Uint8Array([0x61, 0x62, 0xe9]), false)!,
+    /U\+FFFD/,
+  );
 });
 
 Deno.test("check.ts quote, typo, isOkAnswer", () => {
@@ -128,6 +165,8 @@ Deno.test("check.ts parseOptions: steps per kind, --run, --targets, misuse", () 
       ["echo", "--run", "x {port}", "--port", "7"],
       ["echo", "--jobs", "0"],
       ["echo", "--verbose"],
+      // --run gives the server a free port: it must take it from {port}.
+      ["echo", "--run", "python3 s.py 7777"],
     ]
   ) {
     assert.throws(() => parseOptions(bad), usageError, JSON.stringify(bad));
@@ -150,6 +189,11 @@ Deno.test("check.ts parseTargets and commandWords", () => {
   );
   assert.throws(() => parseTargets("alice nowhere\n", opts), usageError);
   assert.throws(() => parseTargets("# nobody\n", opts), usageError);
+  assert.throws(
+    () => parseTargets("eve python3 s.py 7777\n", { ...opts, run: true }),
+    (err: unknown) =>
+      usageError(err) && /line 1: .* has no \{port\}/.test(String(err)),
+  );
   const run = parseTargets("dave python3 'my server.py' {port}\n", {
     ...opts,
     run: true,
@@ -472,6 +516,9 @@ const ECHO_ROWS: Row[] = [
     reasons: {
       several:
         /^message 2 of 4 got no echo: the server closed the connection after the previous one/,
+      // Closed, not "lost by a non-blocking send()".
+      stalled:
+        /^the client that stopped reading got [\d,]+ of [\d,]+ bytes back once it read again, then the server closed the connection/,
       second: /^the first client, speaking again after the second/,
       many50: /^0 of 50 served \(client 1: got 0 of 8 bytes back/,
     },
@@ -504,6 +551,100 @@ const ECHO_ROWS: Row[] = [
     command: `python3 ${GALLERY}good_selectors.py {port}`,
     marks: "✔✔✔✔✔✔✔✔✔✔✔✔",
     passes: ["1.2", "2.1", "2.2"],
+  },
+  {
+    name: "asyncio, reads lines (readline)",
+    command: `python3 ${GALLERY}echo_readline.py {port}`,
+    marks: "✘✔✔✘✔✔✔✔✘✔✔?",
+    passes: [],
+    reasons: {
+      bytes:
+        /^got 267 of 512 bytes back — the echo stops after the last '\\n' sent: the server waits for a newline \(readline\(\)\?\)/,
+      big: /the echo stops after the last '\\n' sent/,
+      // Not "a non-blocking send() lost bytes": what is missing is the
+      // unfinished last line.
+      stalled:
+        /^the client that stopped reading got [\d,]+ of [\d,]+ bytes back once it read again — the echo stops after the last '\\n'/,
+    },
+  },
+  {
+    name: "decodes with errors=replace",
+    command: `python3 ${GALLERY}echo_decode_replace.py {port}`,
+    marks: "✘✔✔✘✘✔✔✔✘✔✔?",
+    passes: [],
+    reasons: {
+      bytes:
+        /^byte 128 differs: sent '\\x80', got '.+' \(U\+FFFD, the replacement character: the server decodes the bytes as UTF-8 text/,
+      stalled: /differs .*\(U\+FFFD, the replacement character/,
+    },
+  },
+  {
+    name: "decodes strictly (the thread dies)",
+    command: `python3 ${GALLERY}echo_decode_strict.py {port}`,
+    marks: "✘✔✔✘✘✔✔✔✘✔✔?",
+    passes: [],
+    reasons: {
+      bytes:
+        /^(no echo within 5 s|got 0 of 512 bytes back).* — the server wrote an error meanwhile \(below\)$/,
+      stalled:
+        /^the client that stopped reading got 0 of [\d,]+ bytes back once it read again, (then the server closed the connection|and the connection stayed open)/,
+    },
+  },
+  {
+    name: "never tests for an empty recv (threads spin)",
+    command: `python3 ${GALLERY}echo_no_eof.py {port}`,
+    marks: "✔✔✔✔✘✘??????",
+    passes: [],
+    reasons: {
+      "half-close": /did not close within 5 s after the client's half-close/,
+      idle:
+        /a busy loop \(§2\.1, §2\.2: threads still running with no client connected/,
+      // Served or not, never an empty reason ("client 147: ").
+      many1100:
+        /^(all [\d,]+ served|[\d,]+ of [\d,]+ served \(client [\d,]+: [^)])/,
+    },
+  },
+  {
+    name: "greets each client first",
+    command: `python3 ${GALLERY}echo_greeting.py {port}`,
+    marks: "✘✘✘✘✘✔✘✘✘✘✘✘",
+    passes: [],
+    reasons: {
+      bytes:
+        /^the server sent 30 bytes of its own first \('Bienvenue sur le serveur echo\\n'\), then the echo: an echo sends nothing but what it receives$/,
+    },
+  },
+  {
+    name: "serves one client, then ends",
+    command: `python3 ${GALLERY}echo_one_client.py {port}`,
+    marks: "✘✘✘✘✘✔✘––✘––",
+    passes: [],
+    reasons: {
+      bytes:
+        /^512 bytes back, exactly, but then the server ended by itself \(exit status 0\) once this client left: §1\.2 accepts client after client, in an infinite loop$/,
+    },
+  },
+  {
+    // Dies ~6 ms after each client leaves (measured): check.ts waits
+    // 150 ms after a passing check for that, 25 times as long.
+    name: "select, closed socket kept in the list (dies as a client leaves)",
+    command: `python3 ${GALLERY}select_forgot_remove.py {port}`,
+    marks: "✘✘✘✘✘✔✘✘✘✘✘✘",
+    passes: [],
+    reasons: {
+      accents:
+        /^44 bytes back, exactly, but then the server stopped as this client left \(exit status 1; its error is below\)$/,
+    },
+  },
+  {
+    name: "listens, never accepts",
+    command: `python3 ${GALLERY}echo_never_accepts.py {port}`,
+    marks: "✘✘✘✘✘✔✘✘✘✘✘✘",
+    passes: [],
+    reasons: {
+      accents:
+        /^connection not accepted within 3 s \(does the server call accept\(\)\? its listen\(\) backlog is full\)$/,
+    },
   },
 ];
 
@@ -631,6 +772,21 @@ Deno.test({
     );
     // Restarted after it: the next checks ran (no "not run").
     // The IPv6-only server: checked over ::1, and told why.
+    // The crash as a client left: its traceback under that client's check.
+    const left = byName(
+      "select, closed socket kept in the list (dies as a client leaves)",
+    ).checks.find((c) => c.id === "accents")!;
+    assert.ok(
+      left.stderr.some((l) => /ValueError/.test(l)),
+      left.stderr.join("\n"),
+    );
+    // A thread's traceback, the server going on: kept under the check.
+    const strict = byName("decodes strictly (the thread dies)").checks
+      .find((c) => c.id === "bytes")!;
+    assert.ok(
+      strict.stderr.some((l) => /UnicodeDecodeError/.test(l)),
+      strict.stderr.join("\n"),
+    );
     const v6 = byName("IPv6 only (IPV6_V6ONLY)");
     assert.match(
       v6.notes.join("\n"),
@@ -820,6 +976,33 @@ const UDP_ROWS: Row[] = [
         /^got 1500 of 65507 bytes back: the datagram was cut \(recvfrom\(1500\)\?/,
     },
   },
+  {
+    name: "recvfrom(1024)",
+    command: `python3 ${GALLERY}udp_1024.py {port}`,
+    marks: "✔✔✘✔✘",
+    passes: [],
+    reasons: {
+      "1472":
+        /^got 1024 of 1472 bytes back: the datagram was cut \(recvfrom\(1024\)\?.*less than one Ethernet frame's 1,472$/,
+    },
+  },
+  {
+    name: "replies from another socket",
+    command: `python3 ${GALLERY}udp_other_socket.py {port}`,
+    marks: "✘✘✘✔✘",
+    passes: [],
+    reasons: {
+      exact:
+        /^the reply came from port \d+, not \d+: a client that connected its socket \(nc -u\) never sees it/,
+    },
+  },
+  {
+    name: "replies twice",
+    command: `python3 ${GALLERY}udp_twice.py {port}`,
+    marks: "✘✘✘✔✘",
+    passes: [],
+    reasons: { exact: /^2 replies to one datagram: an echo sends each/ },
+  },
 ];
 
 const OK_ROWS: Row[] = [
@@ -859,6 +1042,58 @@ const OK_ROWS: Row[] = [
     marks: "✘✘✘✘✘✘✔",
     passes: [],
     reasons: { line: /got 'ok' \(the sheet sends b"OK", in capitals\)/ },
+  },
+  {
+    name: "fin closes that client only",
+    command: `python3 ${GALLERY}ok_fin_per_client.py {port}`,
+    marks: "✔✔✔✔✔✔✘",
+    passes: [],
+    reasons: {
+      fin:
+        /^"fin" closed that client's connection, but the server still runs 5 s later: fin stops the whole server/,
+    },
+  },
+  {
+    name: "fin sets a flag the accept() loop never sees",
+    command: `python3 ${GALLERY}ok_fin_flag.py {port}`,
+    marks: "✔✔✔✔✔✔✘",
+    passes: [],
+    reasons: {
+      fin:
+        /^"fin" closed that client's connection, but the server still runs 5 s later: .*a flag set by a client's thread is not seen while the main thread waits in accept\(\)/,
+    },
+  },
+  {
+    name: "stops on fin with a newline only",
+    command: `python3 ${GALLERY}ok_fin_newline.py {port}`,
+    marks: "✔✔✔✔✔?✘",
+    passes: [],
+    reasons: {
+      fin:
+        /^answered OK to "fin" but still runs 5 s later: "fin" comes as the sheet's client sends it, b"fin" with no newline/,
+    },
+  },
+  {
+    name: "answers nobody",
+    command: `python3 ${GALLERY}ok_silent.py {port}`,
+    marks: "✘✘✘✘✘✘✘",
+    passes: [],
+    reasons: {
+      second:
+        /^the second client: no answer within 2 s; nor the first client: no answer within 2 s$/,
+      fin:
+        /: it answered nothing on these connections, neither the messages before nor "fin"$/,
+    },
+  },
+  {
+    name: "echoes instead of OK",
+    command: `python3 ${GALLERY}ok_echoes.py {port}`,
+    marks: "✘✘✘✘✘✘✔",
+    passes: [],
+    reasons: {
+      unframed:
+        /^message 1 of 3 \('bonjour'\): got 'bonjour', the message itself \(an echo: the sheet's server answers b"OK"\)/,
+    },
   },
 ];
 
@@ -912,7 +1147,7 @@ Deno.test({
     assert.equal(okStep1.targets[0].exit, 0);
     assert.deepEqual(
       okStep1.targets.map((t) => t.exit),
-      [0, 0, 0, 1, 1],
+      [0, 0, 0, 1, 1, 1, 1, 1, 1, 1],
       okStep1.done.stdout,
     );
   },
@@ -958,7 +1193,8 @@ Deno.test({
   async fn() {
     await using first = await startPeer(`${PEERS}sheet001_server.py`);
     await using ours = await startServer("ok_server.ts", ["--quiet"]);
-    const [a, b] = await Promise.all([
+    await using flag = await startPeer(`${GALLERY}ok_fin_flag.py`);
+    const [a, b, c] = await Promise.all([
       checkLines(["ok", "--step", "1", "--port", String(first.port)]),
       checkLines([
         "ok",
@@ -968,7 +1204,17 @@ Deno.test({
         "--lang",
         "fr",
       ]),
+      // Judged as with --run: check.ts's own polling must not be the
+      // connection that wakes its accept() (here /proc tells, unconnected).
+      checkLines(["ok", "--step", "1", "--port", String(flag.port)]),
     ]);
+    if (linux) {
+      assert.equal(c.code, 1, c.stdout);
+      assert.match(
+        c.lines[3],
+        /^✘ fin stops the server: "fin" closed that client's connection, but the server still runs/,
+      );
+    }
     assert.equal(a.code, 0, a.stdout);
     assert.equal(a.lines[3], "✔ fin stops the server: the server stopped");
     const ended = await first.finished();
@@ -993,6 +1239,90 @@ Deno.test({
     } finally {
       conn.close();
     }
+  },
+});
+
+/** Peak memory (VmHWM, in KiB) of a running process, or null. */
+async function peakKiB(pid: number): Promise<number | null> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    return Number(status.match(/^VmHWM:\s*(\d+) kB/m)?.[1] ?? NaN);
+  } catch {
+    return null;
+  }
+}
+
+Deno.test({
+  name:
+    `check.ts against a server that floods without reading: every check fails with the bytes it got, memory stays bounded${NO_PY}`,
+  ignore: !PY || !linux,
+  async fn() {
+    // Before the fix check.ts read each flooding connection for as long as
+    // a check waited (8 GB peak on this machine); now each connection
+    // reads at most 40 MiB, so the peak does not depend on the flood's
+    // speed. 1 GiB leaves room for Deno itself on any machine.
+    await using run = checkRun([
+      "echo",
+      "--step",
+      "1.2",
+      "--run",
+      `python3 ${GALLERY}echo_flood.py {port}`,
+      "--json",
+    ]);
+    let peak = 0;
+    const done = run.finished(240_000);
+    let over = false;
+    done.finally(() => over = true).catch(() => {});
+    while (!over) {
+      peak = Math.max(peak, (await peakKiB(run.pid)) ?? 0);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const d = await done;
+    assert.equal(d.code, 1, d.stderr);
+    const target: JsonTarget = JSON.parse(d.stdout).targets[0];
+    assert.match(
+      target.checks.find((c) => c.id === "bytes")!.reason,
+      /^byte 0 differs: sent '\\x00', got 'xxxxxxxx'/,
+    );
+    assert.ok(peak > 0, "VmHWM never read");
+    assert.ok(peak < 1024 * 1024, `peak ${peak} KiB`);
+  },
+});
+
+Deno.test({
+  name:
+    `check.ts --run a correct server that writes stderr without end and without newlines: graded as usual (exit 0), memory bounded, the shown line cut${NO_PY}`,
+  ignore: !PY || !linux,
+  async fn() {
+    // Before the fix check.ts joined the growing unfinished line at every
+    // chunk: gigabytes, and too busy to connect (exit 3).
+    await using run = checkRun([
+      "echo",
+      "--step",
+      "1.2",
+      "--run",
+      `python3 ${GALLERY}echo_stderr_flood.py {port}`,
+      "--json",
+    ]);
+    let peak = 0;
+    const done = run.finished(240_000);
+    let over = false;
+    done.finally(() => over = true).catch(() => {});
+    while (!over) {
+      peak = Math.max(peak, (await peakKiB(run.pid)) ?? 0);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const d = await done;
+    const target: JsonTarget = JSON.parse(d.stdout).targets[0];
+    assert.equal(
+      d.code,
+      0,
+      target.checks.map((c) => `${c.id}: ${c.reason}`).join("\n"),
+    );
+    for (const c of target.checks) {
+      for (const line of c.stderr) assert.ok(line.length <= 301, line);
+    }
+    assert.ok(peak > 0 && peak < 1024 * 1024, `peak ${peak} KiB`);
   },
 });
 
