@@ -1148,7 +1148,11 @@ Deno.test({
     assert.deepEqual(
       okStep1.targets.map((t) => t.exit),
       [0, 0, 0, 1, 1, 1, 1, 1, 1, 1],
-      okStep1.done.stdout,
+      okStep1.targets.map((t) =>
+        `${t.name}: exit ${t.exit}; ${
+          t.checks.map((c) => `${c.id} ${c.status} ${c.reason}`).join("; ")
+        }`
+      ).join("\n"),
     );
   },
 });
