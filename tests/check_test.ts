@@ -1252,6 +1252,30 @@ Deno.test({
 });
 
 /** Peak memory (VmHWM, in KiB) of a running process, or null. */
+/** check.ts --step 1.2 --run on a gallery server, and check.ts's peak
+ * memory (VmHWM), sampled until it ends: a zombie's /proc no longer has it. */
+async function gradeWithPeak(
+  file: string,
+): Promise<{ done: Finished; peak: number }> {
+  await using run = checkRun([
+    "echo",
+    "--step",
+    "1.2",
+    "--run",
+    `python3 ${GALLERY}${file} {port}`,
+    "--json",
+  ]);
+  let peak = 0;
+  const done = run.finished(CLASS_MS);
+  let over = false;
+  done.finally(() => over = true).catch(() => {});
+  while (!over) {
+    peak = Math.max(peak, (await peakKiB(run.pid)) ?? 0);
+    await new Promise((r) => setTimeout(r, 200)); // a sampling step
+  }
+  return { done: await done, peak };
+}
+
 async function peakKiB(pid: number): Promise<number | null> {
   try {
     const status = await Deno.readTextFile(`/proc/${pid}/status`);
@@ -1270,23 +1294,7 @@ Deno.test({
     // a check waited (8 GB peak on this machine); now each connection
     // reads at most 40 MiB, so the peak does not depend on the flood's
     // speed. 1 GiB leaves room for Deno itself on any machine.
-    await using run = checkRun([
-      "echo",
-      "--step",
-      "1.2",
-      "--run",
-      `python3 ${GALLERY}echo_flood.py {port}`,
-      "--json",
-    ]);
-    let peak = 0;
-    const done = run.finished(CLASS_MS);
-    let over = false;
-    done.finally(() => over = true).catch(() => {});
-    while (!over) {
-      peak = Math.max(peak, (await peakKiB(run.pid)) ?? 0);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const d = await done;
+    const { done: d, peak } = await gradeWithPeak("echo_flood.py");
     assert.equal(d.code, 1, d.stderr);
     const target: JsonTarget = JSON.parse(d.stdout).targets[0];
     assert.match(
@@ -1305,23 +1313,7 @@ Deno.test({
   async fn() {
     // Before the fix check.ts joined the growing unfinished line at every
     // chunk: gigabytes, and too busy to connect (exit 3).
-    await using run = checkRun([
-      "echo",
-      "--step",
-      "1.2",
-      "--run",
-      `python3 ${GALLERY}echo_stderr_flood.py {port}`,
-      "--json",
-    ]);
-    let peak = 0;
-    const done = run.finished(CLASS_MS);
-    let over = false;
-    done.finally(() => over = true).catch(() => {});
-    while (!over) {
-      peak = Math.max(peak, (await peakKiB(run.pid)) ?? 0);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const d = await done;
+    const { done: d, peak } = await gradeWithPeak("echo_stderr_flood.py");
     const target: JsonTarget = JSON.parse(d.stdout).targets[0];
     assert.equal(
       d.code,

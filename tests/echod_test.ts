@@ -75,6 +75,7 @@ import {
   destroyListeners,
   destroyListenersMissing,
   listenersOn,
+  testDestroyedListenerInFrench,
 } from "./proc.ts";
 import {
   FairTurns,
@@ -958,24 +959,15 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: destroyMissing
-    ? `echod --threads 2, LANG=fr_FR.UTF-8: a destroyed listener's thread dies in French, Deno's EINVAL included (ignored: ${destroyMissing})`
-    : "echod --threads 2, LANG=fr_FR.UTF-8: a destroyed listener's thread dies in French, Deno's EINVAL included",
-  ignore: destroyMissing !== "",
-  async fn() {
-    await using server = runScript(SCRIPT, ["--threads", "2", "--port", "0"], {
-      env: { LANG: "fr_FR.UTF-8", LC_ALL: "fr_FR.UTF-8" },
-    });
-    const ready = /à l'écoute sur \S*:(\d+)/;
-    const port = Number((await server.stdout.waitFor(ready)).match(ready)![1]);
-    await destroyListeners(port);
-    await server.stderr.waitFor(
-      /^echod\u00a0: \[[12]\] fil mort\u00a0: impossible d'accepter des clients\u00a0: argument invalide \(erreur système 22\)\u00a0; un autre démarre dans 100 ms$/,
-    );
-    assert.equal((await server.stop()).code, 0);
-  },
-});
+testDestroyedListenerInFrench(
+  "echod --threads 2, LANG=fr_FR.UTF-8: a destroyed listener's thread dies in French, Deno's EINVAL included",
+  SCRIPT,
+  ["--threads", "2"],
+  destroyMissing,
+  [
+    /^echod\u00a0: \[[12]\] fil mort\u00a0: impossible d'accepter des clients\u00a0: argument invalide \(erreur système 22\)\u00a0; un autre démarre dans 100 ms$/,
+  ],
+);
 
 // ---------------------------------------------------------------------------
 // The pure pieces, in-process (fast). Importing echod.ts starts nothing.

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { closeQuietly, text, within } from "./helpers.ts";
+import { closeQuietly, runScript, text, within } from "./helpers.ts";
 
 /** How many TCP sockets listen on `port` and belong to process `pid`
  * (Linux /proc): one per thread in the threaded servers. */
@@ -82,4 +82,32 @@ export function cpuTicks(pid: number): number {
   const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return Number(fields[11]) + Number(fields[12]); // fields 14, 15 (1-based)
+}
+
+/** A threaded server under LANG=fr_FR.UTF-8 whose listener is destroyed
+ * (`ss -K`): the dying thread's lines, Deno's EINVAL included, in French.
+ * `missing` is destroyListenersMissing(): the test is ignored with it. */
+export function testDestroyedListenerInFrench(
+  name: string,
+  script: string,
+  args: string[],
+  missing: string,
+  lines: RegExp[],
+): void {
+  Deno.test({
+    name: missing ? `${name} (ignored: ${missing})` : name,
+    ignore: missing !== "",
+    async fn() {
+      await using server = runScript(script, [...args, "--port", "0"], {
+        env: { LANG: "fr_FR.UTF-8", LC_ALL: "fr_FR.UTF-8" },
+      });
+      const ready = /à l'écoute sur \S*:(\d+)/;
+      const port = Number(
+        (await server.stdout.waitFor(ready)).match(ready)![1],
+      );
+      await destroyListeners(port);
+      for (const line of lines) await server.stderr.waitFor(line);
+      assert.equal((await server.stop()).code, 0);
+    },
+  });
 }

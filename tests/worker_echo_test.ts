@@ -42,6 +42,7 @@ import {
   destroyListeners,
   destroyListenersMissing,
   listenersOn,
+  testDestroyedListenerInFrench,
 } from "./proc.ts";
 
 const SCRIPT = "worker_echo.ts";
@@ -282,27 +283,16 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: destroyMissing
-    ? `LANG=fr_FR.UTF-8: a thread whose listener is destroyed says so in French, Deno's EINVAL included (ignored: ${destroyMissing})`
-    : "LANG=fr_FR.UTF-8: a thread whose listener is destroyed says so in French, Deno's EINVAL included",
-  ignore: destroyMissing !== "",
-  async fn() {
-    await using server = runScript(SCRIPT, ["--threads", "1", "--port", "0"], {
-      env: { LANG: "fr_FR.UTF-8", LC_ALL: "fr_FR.UTF-8" },
-    });
-    const ready = /à l'écoute sur \S*:(\d+)/;
-    const port = Number((await server.stdout.waitFor(ready)).match(ready)![1]);
-    await destroyListeners(port);
-    await server.stderr.waitFor(
-      /^worker_echo\u00a0: \[1\] le thread est mort\u00a0: impossible d'accepter des clients\u00a0: argument invalide \(erreur système 22\)\u00a0; un autre démarre dans 100 ms$/,
-    );
-    await server.stderr.waitFor(
-      /^worker_echo\u00a0: \[1\] nouveau thread à l'écoute$/,
-    );
-    assert.equal((await server.stop()).code, 0);
-  },
-});
+testDestroyedListenerInFrench(
+  "LANG=fr_FR.UTF-8: a thread whose listener is destroyed says so in French, Deno's EINVAL included",
+  SCRIPT,
+  ["--threads", "1"],
+  destroyMissing,
+  [
+    /^worker_echo\u00a0: \[1\] le thread est mort\u00a0: impossible d'accepter des clients\u00a0: argument invalide \(erreur système 22\)\u00a0; un autre démarre dans 100 ms$/,
+    /^worker_echo\u00a0: \[1\] nouveau thread à l'écoute$/,
+  ],
+);
 
 // ---------------------------------------------------------------------------
 // Shutdown
