@@ -1393,8 +1393,14 @@ async function okFin(t: Target): Promise<Result> {
   const freshConn = t.oneClient ? null : await connectTo(t).catch(() => null);
   const fresh = freshConn ? new Lined(freshConn, OK_MAX_BYTES) : null;
   // Served before fin: accepted for sure, so no connection of ours comes
-  // after fin to wake a main loop blocked in accept().
-  if (fresh) await askOk(fresh, utf8("bonjour"));
+  // after fin to wake a main loop blocked in accept(). Then a pause: a main
+  // loop written `while running: accept()` has just accepted this client,
+  // and would see a flag that fin sets before it gets back to accept(),
+  // stopping by luck rather than by design.
+  if (fresh) {
+    await askOk(fresh, utf8("bonjour"));
+    await sleep(FIN_SETTLE_MS);
+  }
   const freshStart = fresh?.length ?? 0;
   const start = line.length;
   for (const conn of freshConn ? [line.conn, freshConn] : [line.conn]) {
@@ -2157,21 +2163,8 @@ async function listening(port: number, kind: Kind): Promise<boolean> {
     await sleep(1_000);
     return true;
   }
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  let seen = false;
-  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    const body = await readProc(file);
-    if (body === null) continue;
-    seen = true;
-    const rows = body.split("\n").slice(1);
-    if (
-      rows.some((r) => {
-        const f = r.trim().split(/\s+/);
-        return f[1]?.endsWith(hex) && f[3] === "0A";
-      })
-    ) return true;
-  }
-  if (seen) return false;
+  const local = await tcpListening(port);
+  if (local !== null) return local;
   for (const host of ["127.0.0.1", "::1"]) {
     if (await reachable({ host, port }, 1_000)) return true;
   }
@@ -2443,6 +2436,8 @@ const STDERR_LINE_MAX = 4096;
 const STDERR_SHOWN = 300;
 /** How long a server has to stop after "fin". */
 const FIN_MS = 5_000;
+/** The pause between the last client accepted and "fin" (see okFin). */
+const FIN_SETTLE_MS = 500;
 
 export interface Options {
   kind: Kind;
