@@ -1279,7 +1279,10 @@ async function gradeWithPeak(
 async function peakKiB(pid: number): Promise<number | null> {
   try {
     const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    return Number(status.match(/^VmHWM:\s*(\d+) kB/m)?.[1] ?? NaN);
+    // A zombie's status has no VmHWM line: null, not NaN, which would
+    // make every later Math.max() NaN too.
+    const kib = status.match(/^VmHWM:\s*(\d+) kB/m)?.[1];
+    return kib === undefined ? null : Number(kib);
   } catch {
     return null;
   }
