@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import {
+  HOT_SET_OVER_MEAN,
   MIN_JAIN,
   MIN_SLOWEST_OVER_MEAN,
   randomOrderCounts,
@@ -69,22 +70,28 @@ for (const [clients, rounds] of [[500, 400], [2000, 100]]) {
     let jain = 1;
     let slowest = 1;
     let belowHalf = 0;
+    let busiest = 0;
     for (let seed = 1; seed <= 20; seed++) {
       const s = share(randomOrderCounts(clients, rounds, seed));
       assert.equal(starvation(s), "", `seed ${seed}`);
       jain = Math.min(jain, s.jain);
       slowest = Math.min(slowest, s.slowest);
       belowHalf = Math.max(belowHalf, s.belowHalf);
+      busiest = Math.max(busiest, s.max / s.mean);
     }
     console.log(
       `random order ${clients} × ${rounds}, 20 runs: Jain's index >= ${
         jain.toFixed(4)
-      }, slowest/mean >= ${slowest.toFixed(2)}, below half: ${belowHalf}`,
+      }, slowest/mean >= ${slowest.toFixed(2)}, busiest/mean <= ${
+        busiest.toFixed(2)
+      }, below half: ${belowHalf}`,
     );
     // Its index misses 1 by 1/(rounds + 1) (Poisson counts): 0.01 at 100,
     // five times inside the 0.05 the bound allows.
     assert.ok(1 - jain < (1 - MIN_JAIN) / 4, `index ${jain}`);
     assert.ok(slowest > 1.5 * MIN_SLOWEST_OVER_MEAN, `slowest ${slowest}`);
     assert.equal(belowHalf, 0);
+    // The negative control's hot set is out of its reach.
+    assert.ok(busiest < HOT_SET_OVER_MEAN / 1.1, `busiest ${busiest}`);
   });
 }
