@@ -1108,31 +1108,33 @@ async function udpSenders(t: Target): Promise<Result> {
  * or null when that cannot be known. Deno has no connected UDP socket, so
  * the ICMP "port unreachable" a connected socket would report is read this
  * way instead: same answer, "is anything listening there?". */
-export async function udpPortBound(port: number): Promise<boolean | null> {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  let seen = false;
-  for (const file of ["/proc/net/udp", "/proc/net/udp6"]) {
-    const body = await readProc(file);
-    if (body === null) continue;
-    seen = true;
-    const rows = body.split("\n").slice(1);
-    if (rows.some((r) => r.trim().split(/\s+/)[1]?.endsWith(hex))) return true;
-  }
-  return seen ? false : null;
+export function udpPortBound(port: number): Promise<boolean | null> {
+  return portInProc("udp", port);
 }
 
 /** Whether a TCP socket listens on `port` on this machine (Linux /proc),
  * or null when that cannot be known. */
-export async function tcpListening(port: number): Promise<boolean | null> {
+export function tcpListening(port: number): Promise<boolean | null> {
+  return portInProc("tcp", port);
+}
+
+/** Whether /proc/net/TABLE or TABLE6 has a socket on local port `port`
+ * (TCP: in state LISTEN, 0A), or null when neither can be read. */
+async function portInProc(
+  table: "tcp" | "udp",
+  port: number,
+): Promise<boolean | null> {
   const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
   let seen = false;
-  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+  for (const file of [`/proc/net/${table}`, `/proc/net/${table}6`]) {
     const body = await readProc(file);
     if (body === null) continue;
     seen = true;
     for (const row of body.split("\n").slice(1)) {
       const f = row.trim().split(/\s+/);
-      if (f[1]?.endsWith(hex) && f[3] === "0A") return true;
+      if (f[1]?.endsWith(hex) && (table === "udp" || f[3] === "0A")) {
+        return true;
+      }
     }
   }
   return seen ? false : null;

@@ -22,7 +22,9 @@ import {
   quote,
   runOrder,
   type Target,
+  tcpListening,
   typo,
+  udpPortBound,
 } from "../check.ts";
 import { ECHO_CHECKS, OK_CHECKS } from "../check.ts";
 import {
@@ -109,6 +111,28 @@ Deno.test("check.ts judgeEcho: extra bytes after the echo, short, different", ()
     judgeEcho(utf8("abX"), new Uint8Array([0x61, 0x62, 0xe9]), false)!,
     /U\+FFFD/,
   );
+});
+
+Deno.test({
+  name:
+    "check.ts tcpListening, udpPortBound: /proc/net sees our own listener and UDP socket, and their end",
+  ignore: !linux,
+  async fn() {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const tcp = listener.addr.port;
+    assert.equal(await tcpListening(tcp), true);
+    listener.close();
+    assert.equal(await tcpListening(tcp), false);
+    const socket = Deno.listenDatagram({
+      hostname: "127.0.0.1",
+      port: 0,
+      transport: "udp",
+    });
+    const udp = (socket.addr as Deno.NetAddr).port;
+    assert.equal(await udpPortBound(udp), true);
+    socket.close();
+    assert.equal(await udpPortBound(udp), false);
+  },
 });
 
 Deno.test("check.ts quote, typo, isOkAnswer", () => {
