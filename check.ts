@@ -782,19 +782,19 @@ async function stalledReader(t: Target): Promise<Result> {
         }) : des octets ont été perdus ou mélangés`,
       ));
     }
+    const gotBack = tr(
+      `the client that stopped reading got ${formatCount(got.length)} of ${
+        bytesOf(sent)
+      } back once it read again`,
+      `le client qui ne lisait plus a reçu ${formatCount(got.length)} sur ${
+        bytesOf(sent)
+      } en relisant`,
+    );
     if (got.length < sent && (incoming.ended || got.length === 0)) {
       // Not a non-blocking send() losing bytes: the server closed this
       // client (or never echoed, or crashed on what it was sent).
-      const what = tr(
-        `the client that stopped reading got ${formatCount(got.length)} of ${
-          bytesOf(sent)
-        } back once it read again`,
-        `le client qui ne lisait plus a reçu ${formatCount(got.length)} sur ${
-          bytesOf(sent)
-        } en relisant`,
-      );
       return bad(withError(
-        what + (incoming.ended
+        gotBack + (incoming.ended
           ? tr(
             ", then the server closed the connection",
             ", puis le serveur a fermé la connexion",
@@ -807,30 +807,19 @@ async function stalledReader(t: Target): Promise<Result> {
       ));
     }
     if (got.length < sent && cutAfterLastNewline(got.length, sent, chunk)) {
-      return bad(
-        tr(
-          `the client that stopped reading got ${formatCount(got.length)} of ${
-            bytesOf(sent)
-          } back once it read again`,
-          `le client qui ne lisait plus a reçu ${formatCount(got.length)} sur ${
-            bytesOf(sent)
-          } en relisant`,
-        ) + LINES_HINT(),
-      );
+      return bad(gotBack + LINES_HINT());
     }
     if (got.length < sent) {
-      return bad(tr(
-        `the client that stopped reading got ${formatCount(got.length)} of ${
-          bytesOf(sent)
-        } back once it read again: ${
-          formatCount(sent - got.length)
-        } lost (a non-blocking send() sends only what fits: keep the rest and send it when select() says the socket is writable)`,
-        `le client qui ne lisait plus a reçu ${formatCount(got.length)} sur ${
-          bytesOf(sent)
-        } en relisant : ${formatCount(sent - got.length)} perdu${
-          frS(sent - got.length)
-        } (un send() non bloquant n'envoie que ce qui tient : gardez le reste et envoyez-le quand select() dit la socket prête en écriture)`,
-      ));
+      return bad(
+        gotBack + tr(
+          `: ${
+            formatCount(sent - got.length)
+          } lost (a non-blocking send() sends only what fits: keep the rest and send it when select() says the socket is writable)`,
+          ` : ${formatCount(sent - got.length)} perdu${
+            frS(sent - got.length)
+          } (un send() non bloquant n'envoie que ce qui tient : gardez le reste et envoyez-le quand select() dit la socket prête en écriture)`,
+        ),
+      );
     }
     if (got.length > sent) {
       return bad(tr(
